@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (Python 3.11 and make): `make demo`, `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the browser test needs (the annotator's UI in headless Chromium).
+DEB_TEST := chromium
+
+.PHONY: install ls-env test-deps test demo demo-stop clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+ls-env: install
+	$(VENV)/bin/clesc ls install
+
+test-deps:
+	@for p in $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test: install ls-env test-deps
+	$(VENV)/bin/python -m pytest
+
+demo: install ls-env
+	$(VENV)/bin/clesc demo
+
+demo-stop: install
+	$(VENV)/bin/clesc demo --stop
+
+clean:
+	rm -rf $(VENV) .venv-ls .clesc test-artifacts .pytest_cache

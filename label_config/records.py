@@ -1,0 +1,224 @@
+"""LS annotation JSON <-> typed label records, with the validation Label Studio does not do.
+
+Label Studio accepts any result (an unknown choice, a word outside the taxonomy); every LS result
+entering clesc-studio goes through `parse_annotation`, which names the field and value at fault.
+
+>>> ann = {"id": 5, "task": 1, "completed_by": 3, "lead_time": 12.5, "result": [
+...     {"from_name": "pace", "to_name": "audio", "type": "choices", "value": {"choices": ["slow"]}},
+...     {"from_name": "pitch", "to_name": "audio", "type": "choices", "value": {"choices": ["low"]}},
+...     {"from_name": "volume", "to_name": "audio", "type": "choices", "value": {"choices": ["quiet"]}},
+...     {"from_name": "emotion", "to_name": "audio", "type": "taxonomy",
+...      "value": {"taxonomy": [["sadness", "sad"]]}}]}
+>>> rec = parse_annotation(ann)
+>>> rec.pace, rec.emotion, rec.annotator
+('slow', ('sad',), 3)
+>>> parse_annotation(to_annotation(rec)) == rec
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from label_config.schema import ATTRIBUTES, AUDIO, OTHER, WORD_KINDS
+from label_config.taxonomy import Taxonomy, load_taxonomy
+
+_RESULT_TYPES = {**{a: "choices" for a in ATTRIBUTES}, **{k: "taxonomy" for k in WORD_KINDS}, OTHER: "textarea"}
+_SPLIT_OTHER = re.compile(r"[,;\n]+")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an LS result: which control, what value, why."""
+
+    field: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} (got {self.value!r})"
+
+
+class InvalidLabel(ValueError):
+    """An LS annotation that does not fit the schema. `problems` lists every fault found."""
+
+    def __init__(self, problems: Sequence[Problem], annotation_id: Any = None):
+        self.problems = list(problems)
+        self.annotation_id = annotation_id
+        where = f"annotation {annotation_id}: " if annotation_id is not None else ""
+        super().__init__(where + "; ".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """One annotator's description of one clip."""
+
+    pace: str
+    pitch: str
+    volume: str
+    emotion: tuple[str, ...] = ()
+    voice: tuple[str, ...] = ()
+    other: tuple[str, ...] = ()
+    annotator: int | None = None
+    annotation_id: int | None = None
+    task_id: int | None = None
+    lead_time: float | None = None
+
+    def words(self, kind: str) -> tuple[str, ...]:
+        return getattr(self, kind)
+
+    def categorical(self) -> dict[str, str]:
+        return {a: getattr(self, a) for a in ATTRIBUTES}
+
+
+def _user_id(completed_by: Any) -> int | None:
+    if isinstance(completed_by, Mapping):
+        completed_by = completed_by.get("id")
+    if completed_by is None:
+        return None
+    try:
+        return int(completed_by)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_annotation(annotation: Mapping[str, Any], taxonomy: Taxonomy | None = None) -> LabelRecord:
+    """Parse one LS annotation (its `result` list and ids) into a LabelRecord.
+
+    Raises InvalidLabel listing every problem: unknown control, unknown choice, more than one
+    value for a single-choice attribute, a word outside the pool, a taxonomy path whose family
+    does not own the word, a missing required attribute. Cancelled annotations carry no labels:
+    filter them out before parsing.
+    """
+    tax = taxonomy or load_taxonomy()
+    problems: list[Problem] = []
+    if not isinstance(annotation, Mapping):
+        raise InvalidLabel([Problem("annotation", type(annotation).__name__, "expected a JSON object")])
+    result = annotation.get("result")
+    if not isinstance(result, list):
+        raise InvalidLabel([Problem("result", result, "expected a list of results")], annotation.get("id"))
+
+    categorical: dict[str, list[str]] = {a: [] for a in ATTRIBUTES}
+    words: dict[str, list[str]] = {k: [] for k in WORD_KINDS}
+    other: list[str] = []
+    for item in result:
+        if not isinstance(item, Mapping):
+            problems.append(Problem("result", item, "each result must be a JSON object"))
+            continue
+        name = item.get("from_name")
+        value = item.get("value") if isinstance(item.get("value"), Mapping) else {}
+        if name not in _RESULT_TYPES:
+            problems.append(Problem(str(name), item.get("type"), f"unknown control (expected one of {', '.join(_RESULT_TYPES)})"))
+            continue
+        if item.get("type") != _RESULT_TYPES[name]:
+            problems.append(Problem(name, item.get("type"), f"result type must be '{_RESULT_TYPES[name]}'"))
+            continue
+        if item.get("to_name", AUDIO) != AUDIO:
+            problems.append(Problem(name, item.get("to_name"), f"result must point to '{AUDIO}'"))
+            continue
+        if name in ATTRIBUTES:
+            chosen = value.get("choices")
+            if not isinstance(chosen, list) or not all(isinstance(c, str) for c in chosen):
+                problems.append(Problem(name, chosen, "choices must be a list of strings"))
+                continue
+            for c in chosen:
+                if c not in ATTRIBUTES[name].values:
+                    problems.append(Problem(name, c, f"not a {name} value (use {', '.join(ATTRIBUTES[name].values)})"))
+                else:
+                    categorical[name].append(c)
+        elif name in WORD_KINDS:
+            paths = value.get("taxonomy")
+            if not isinstance(paths, list):
+                problems.append(Problem(name, paths, "taxonomy must be a list of [family, word] paths"))
+                continue
+            for path in paths:
+                problem = _check_path(tax, name, path)
+                if problem:
+                    problems.append(problem)
+                elif path[1] not in words[name]:
+                    words[name].append(path[1])
+        else:
+            texts = value.get("text")
+            if isinstance(texts, str):
+                texts = [texts]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                problems.append(Problem(OTHER, texts, "text must be a list of strings"))
+                continue
+            for text in texts:
+                for w in _SPLIT_OTHER.split(text):
+                    w = " ".join(w.split()).lower()
+                    if w and w not in other:
+                        other.append(w)
+
+    for attr, chosen in categorical.items():
+        if len(chosen) > 1:
+            problems.append(Problem(attr, chosen, "single choice, got several values"))
+        elif not chosen and not any(p.field == attr for p in problems):
+            problems.append(Problem(attr, None, "required, missing"))
+    if problems:
+        raise InvalidLabel(problems, annotation.get("id"))
+    lead_time = annotation.get("lead_time")
+    return LabelRecord(
+        pace=categorical["pace"][0],
+        pitch=categorical["pitch"][0],
+        volume=categorical["volume"][0],
+        emotion=tuple(words["emotion"]),
+        voice=tuple(words["voice"]),
+        other=tuple(other),
+        annotator=_user_id(annotation.get("completed_by")),
+        annotation_id=annotation.get("id"),
+        task_id=_task_id(annotation.get("task")),
+        lead_time=float(lead_time) if isinstance(lead_time, (int, float)) else None,
+    )
+
+
+def _task_id(task: Any) -> int | None:
+    if isinstance(task, Mapping):
+        task = task.get("id")
+    return task if isinstance(task, int) else None
+
+
+def _check_path(tax: Taxonomy, kind: str, path: Any) -> Problem | None:
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+        return Problem(kind, path, "each taxonomy entry must be a [family, word] list")
+    if len(path) != 2:
+        return Problem(kind, path, "expected a [family, word] path (a family alone is not a word)")
+    family, word = path
+    if word not in tax or tax[word].kind != kind:
+        return Problem(kind, word, f"not a word of the {kind} pool")
+    if not tax.family_owns(kind, family, word):
+        return Problem(kind, path, f"'{word}' belongs to family '{tax[word].family}', not '{family}'")
+    return None
+
+
+def to_result(record: LabelRecord, taxonomy: Taxonomy | None = None) -> list[dict[str, Any]]:
+    """The LS `result` list for a record: what LS stores for an annotation or a prediction."""
+    tax = taxonomy or load_taxonomy()
+    out: list[dict[str, Any]] = [
+        {"from_name": a, "to_name": AUDIO, "type": "choices", "value": {"choices": [getattr(record, a)]}}
+        for a in ATTRIBUTES
+    ]
+    for kind in WORD_KINDS:
+        words = record.words(kind)
+        if words:
+            out.append({
+                "from_name": kind, "to_name": AUDIO, "type": "taxonomy",
+                "value": {"taxonomy": [[tax[w].family, w] for w in words]},
+            })
+    if record.other:
+        out.append({"from_name": OTHER, "to_name": AUDIO, "type": "textarea", "value": {"text": [", ".join(record.other)]}})
+    return out
+
+
+def to_annotation(record: LabelRecord, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+    """The LS annotation JSON for a record (ids, annotator, lead time and result)."""
+    return {
+        "id": record.annotation_id,
+        "task": record.task_id,
+        "completed_by": record.annotator,
+        "lead_time": record.lead_time,
+        "result": to_result(record, taxonomy),
+    }

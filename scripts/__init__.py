@@ -1,0 +1,1 @@
+"""The `clesc` command: local Label Studio, project setup, demo, and (later) sync, reports, export."""

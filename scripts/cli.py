@@ -1,0 +1,143 @@
+"""The `clesc` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from label_config import InvalidLabel, TaxonomyError, labeling_config, load_taxonomy, parse_annotation
+from label_config.render import review_config
+from label_config.schema import WORD_KINDS
+
+app = typer.Typer(
+    help="clesc-studio: crowd and expert emotion labeling of speech in Label Studio.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="The Label Studio labeling configs, rendered from the taxonomy.", no_args_is_help=True)
+ls_app = typer.Typer(help="The local Label Studio used by the demo and the tests.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(ls_app, name="ls")
+
+TaxonomyFile = Annotated[
+    Optional[Path],
+    typer.Option("--taxonomy", help="Another taxonomy YAML in the same format (default: the packaged one).",
+                 exists=True, dir_okay=False),
+]
+
+
+def _taxonomy(path: Path | None):
+    try:
+        return load_taxonomy(path)
+    except TaxonomyError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def taxonomy(
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"emotion": [W...], "voice": [W...]} (DESIGN.md).')] = False,
+    path: TaxonomyFile = None,
+) -> None:
+    """Show the emotion and voice word pools (families, counts), or print them as JSON."""
+    tax = _taxonomy(path)
+    if as_json:
+        typer.echo(json.dumps(tax.to_contract(), indent=1, ensure_ascii=False))
+        return
+    for kind in WORD_KINDS:
+        fams = tax.families_of(kind)
+        typer.echo(f"{kind}: {len(tax.words_of(kind))} words in {len(fams)} families")
+        for fam in fams:
+            typer.echo(f"  {fam.name:16s} {len(fam.words):3d}  {', '.join(fam.words[:6])}, ...")
+
+
+@config_app.command("render")
+def config_render(
+    review: Annotated[bool, typer.Option("--review", help="The ops Review project's config instead.")] = False,
+    path: TaxonomyFile = None,
+) -> None:
+    """Print the Label Studio XML of the annotators' interface (or of the Review project)."""
+    typer.echo(review_config() if review else labeling_config(_taxonomy(path)), nl=False)
+
+
+@app.command()
+def validate(
+    export: Annotated[Path, typer.Argument(help="A Label Studio JSON export (tasks with annotations).",
+                                           exists=True, dir_okay=False)],
+) -> None:
+    """Check every annotation of an LS JSON export against the schema; list what is wrong."""
+    try:
+        tasks = json.loads(export.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        typer.echo(f"error: {export} is not JSON: {e}", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(tasks, list):
+        typer.echo(f"error: {export}: expected a JSON array of tasks", err=True)
+        raise typer.Exit(2)
+    tax = load_taxonomy()
+    good = bad = 0
+    for task in tasks:
+        for ann in (task.get("annotations") or []) if isinstance(task, dict) else []:
+            if ann.get("was_cancelled"):
+                continue
+            try:
+                parse_annotation(ann, tax)
+                good += 1
+            except InvalidLabel as e:
+                bad += 1
+                typer.echo(f"task {task.get('id')}: {e}")
+    typer.echo(f"{good} valid, {bad} invalid annotations")
+    raise typer.Exit(1 if bad else 0)
+
+
+@ls_app.command("install")
+def ls_install() -> None:
+    """Create or update Label Studio's own virtual environment (CLESC_LS_VENV)."""
+    from scripts.labelstudio import LABEL_STUDIO_VERSION, ensure_venv
+    from scripts.settings import Settings
+
+    exe = ensure_venv(Settings.from_env().ls_venv, echo=typer.echo)
+    typer.echo(f"Label Studio {LABEL_STUDIO_VERSION}: {exe}")
+
+
+@app.command()
+def demo(
+    stop: Annotated[bool, typer.Option("--stop", help="Stop a demo left running by CLESC_DEMO_DETACH=1.")] = False,
+) -> None:
+    """Start a local Label Studio with the Expert and Crowd projects and the sample clips.
+
+    Runs until Ctrl-C, then stops what it started. With CLESC_DEMO_DETACH=1 it leaves Label Studio
+    running in the background and returns.
+    """
+    from scripts.demo import run_demo, stop_detached
+    from scripts.settings import Settings
+
+    settings = Settings.from_env()
+    if stop:
+        stop_detached(settings, typer.echo)
+    else:
+        run_demo(settings, typer.echo)
+
+
+@app.command()
+def samples(
+    out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("samples/clips"),
+    manifest: Annotated[Path, typer.Option(help="CSV with each clip's known labels.")] = Path("samples/manifest.csv"),
+) -> None:
+    """Regenerate the sample clips with espeak-ng and sox (both from Debian: apt-get install espeak-ng sox)."""
+    from scripts.samples import generate
+
+    for path in generate(out, manifest):
+        typer.echo(path)
+
+
+def main() -> None:
+    app(prog_name="clesc")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The Expert and Crowd pools in a running Label Studio: projects with our interface, and their clips.
+
+Thin adapter over the LS SDK; every function is idempotent (safe to re-run).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from label_studio_sdk import LabelStudio
+
+from label_config import annotator_instructions, labeling_config
+from label_config.render import project_description, review_config
+
+POOLS = ("Expert", "Crowd")
+REVIEW = "Review"
+AUDIO_FILES = r".*\.(wav|flac|ogg|mp3)$"
+
+
+@dataclass(frozen=True)
+class PoolProject:
+    title: str
+    id: int
+    created: bool
+
+
+def find_project(client: LabelStudio, title: str) -> int | None:
+    for p in client.projects.list(title=title, page_size=100):
+        if p.title == title:
+            return p.id
+    return None
+
+
+def ensure_project(client: LabelStudio, title: str, *, label_config: str, overlap: int,
+                   description: str, instructions: str | None = None) -> PoolProject:
+    """Create the project, or bring an existing one with this title to our config."""
+    fields = dict(
+        label_config=label_config,
+        description=description,
+        maximum_annotations=overlap,
+        expert_instruction=instructions or "",
+        show_instruction=bool(instructions),
+        show_skip_button=True,
+    )
+    pid = find_project(client, title)
+    if pid is None:
+        return PoolProject(title, client.projects.create(title=title, **fields).id, True)
+    current = client.projects.get(pid)
+    if (current.label_config, current.maximum_annotations) != (label_config, overlap):
+        client.projects.update(pid, **fields)
+    return PoolProject(title, pid, False)
+
+
+def ensure_pools(client: LabelStudio, overlap: int, *, with_review: bool = False) -> dict[str, PoolProject]:
+    """The Expert and Crowd projects (and the Review project when asked), by title."""
+    config, instructions = labeling_config(), annotator_instructions()
+    out = {
+        pool: ensure_project(client, pool, label_config=config, overlap=overlap,
+                             description=project_description(pool), instructions=instructions)
+        for pool in POOLS
+    }
+    if with_review:
+        out[REVIEW] = ensure_project(
+            client, REVIEW, label_config=review_config(), overlap=1,
+            description="Ops review of labels the judge proposes to reject: uphold or overturn.")
+    return out
+
+
+def import_folder(client: LabelStudio, project_id: int, folder: Path, *, timeout: float = 120.0) -> int:
+    """Import every audio file of `folder` through LS local-files storage; return the project's task count.
+
+    The folder must lie under the LS server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT. Re-running
+    re-syncs the same storage, which adds only files LS has not imported yet.
+    """
+    path = str(folder.resolve())
+    storage = next((s for s in client.import_storage.local.list(project=project_id) if s.path == path), None)
+    if storage is None:
+        storage = client.import_storage.local.create(
+            project=project_id, path=path, regex_filter=AUDIO_FILES, use_blob_urls=True,
+            title=f"clips: {folder.name}",
+        )
+    client.import_storage.local.sync(id=storage.id)
+    expected = sum(1 for f in folder.iterdir() if f.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"})
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.import_storage.local.get(id=storage.id)
+        if status.status == "failed":
+            raise RuntimeError(f"LS storage sync of {path} failed: {status.traceback or status.meta}")
+        count = client.projects.get(project_id).task_number or 0
+        if status.status == "completed" and count >= expected:
+            return count
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"LS imported {count} of {expected} clips from {path} in {timeout:.0f} s")
+        time.sleep(0.5)

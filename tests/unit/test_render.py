@@ -1,0 +1,65 @@
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+from label_config import ATTRIBUTES, labeling_config, load_taxonomy, review_config
+from label_config.render import REVIEW_DECISIONS
+from scripts.settings import PROJECT_ROOT
+
+
+def test_labeling_config_controls_match_the_contract():
+    tax = load_taxonomy()
+    root = ET.fromstring(labeling_config(tax))
+    audio = root.find("Audio")
+    assert audio.get("name") == "audio" and audio.get("value") == "$audio"
+    hotkeys = []
+    for attr in ATTRIBUTES.values():
+        node = root.find(f"Choices[@name='{attr.name}']")
+        assert node.get("toName") == "audio" and node.get("required") == "true"
+        assert node.get("choice") == "single-radio"
+        assert [c.get("value") for c in node] == list(attr.values)
+        hotkeys += [c.get("hotkey") for c in node]
+    assert len(hotkeys) == len(set(hotkeys)) == 12
+    for kind in ("emotion", "voice"):
+        node = root.find(f"Taxonomy[@name='{kind}']")
+        assert node.get("leafsOnly") == "true" and node.get("toName") == "audio"
+        groups = {g.get("value"): [c.get("value") for c in g] for g in node}
+        assert groups == {f.name: list(f.words) for f in tax.families_of(kind)}
+    other = root.find("TextArea[@name='other']")
+    assert other is not None and other.get("required") is None
+
+
+def test_review_config_has_labels_reasons_and_decision():
+    root = ET.fromstring(review_config())
+    assert {t.get("name") for t in root.iter("Text")} == {"labels", "reasons", "consensus"}
+    decision = root.find("Choices[@name='decision']")
+    assert {c.get("alias") for c in decision} == set(REVIEW_DECISIONS) == {"uphold", "overturn"}
+    assert root.find("TextArea[@name='comment']") is not None
+
+
+def _clesc(*args):
+    exe = PROJECT_ROOT / ".venv" / "bin" / "clesc"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "scripts.cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, check=True).stdout
+
+
+def test_cli_taxonomy_json_and_render_need_no_server():
+    contract = json.loads(_clesc("taxonomy", "--json"))
+    assert contract == load_taxonomy().to_contract()
+    assert _clesc("config", "render") == labeling_config()
+    assert _clesc("config", "render", "--review") == review_config()
+
+
+def test_cli_validate_reports_bad_annotations(tmp_path):
+    export = tmp_path / "export.json"
+    good = [{"from_name": a, "to_name": "audio", "type": "choices", "value": {"choices": [ATTRIBUTES[a].values[0]]}}
+            for a in ATTRIBUTES]
+    bad = good[:2] + [{"from_name": "volume", "to_name": "audio", "type": "choices", "value": {"choices": ["deafening"]}}]
+    export.write_text(json.dumps([{"id": 1, "annotations": [
+        {"id": 10, "result": good}, {"id": 11, "result": bad}, {"id": 12, "was_cancelled": True, "result": []}]}]))
+    exe = PROJECT_ROOT / ".venv" / "bin" / "clesc"
+    r = subprocess.run([str(exe), "validate", str(export)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "annotation 11: volume: not a volume value" in r.stdout and "'deafening'" in r.stdout
+    assert "1 valid, 1 invalid" in r.stdout
