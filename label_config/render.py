@@ -60,7 +60,7 @@ def labeling_config(taxonomy: Taxonomy | None = None) -> str:
                 ET.SubElement(group, "Choice", value=word)
     ET.SubElement(root, "Header", value="Other words (optional): only if nothing above fits", size="5")
     ET.SubElement(
-        root, "TextArea", name=OTHER, toName=AUDIO, rows="1", editable="true",
+        root, "TextArea", name=OTHER, toName=AUDIO, rows="1", editable="true", showSubmitButton="true",
         placeholder="Words not in the lists, separated by commas",
     )
     return _to_xml(root)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from label_studio_sdk import LabelStudio
 
+from scripts.pools import POOLS, ensure_pools, import_folder
 from scripts.labelstudio import Credentials, LabelStudioServer, ensure_venv, free_port
 from scripts.settings import PROJECT_ROOT, Settings
 
@@ -52,6 +53,28 @@ def clips_dir(ls_server) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pools(ls, clips_dir):
+    """Expert, Crowd and Review projects in the test LS, the pools holding the sample clips."""
+    projects = ensure_pools(ls, overlap=3, with_review=True)
+    for title in POOLS:
+        import_folder(ls, projects[title].id, clips_dir)
+    return projects
+
+
+def task_for_clip(ls, project_id: int, clip: str):
+    """The task of `project_id` whose audio is the sample clip named `clip`."""
+    return next(t for t in ls.tasks.list(project=project_id, page_size=100) if t.data["audio"].endswith("/" + clip))
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item (rep_setup, rep_call) for fixtures' teardown."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

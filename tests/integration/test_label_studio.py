@@ -11,11 +11,7 @@ from label_studio_sdk.core.api_error import ApiError
 from label_config import LabelRecord, labeling_config, parse_annotation, review_config, to_result
 from label_config.schema import ATTRIBUTES
 from scripts.pools import POOLS, REVIEW, ensure_pools, import_folder
-
-
-@pytest.fixture(scope="module")
-def pools(ls):
-    return ensure_pools(ls, overlap=3, with_review=True)
+from tests.conftest import task_for_clip
 
 
 def test_label_studio_accepts_rendered_configs(ls, pools):
@@ -67,8 +63,7 @@ def _user(ls, n):
 
 
 def test_three_annotators_labels_read_back_and_parsed(ls, pools, clips_dir):
-    import_folder(ls, pools["Expert"].id, clips_dir)
-    task = next(iter(ls.tasks.list(project=pools["Expert"].id, page_size=1)))
+    task = task_for_clip(ls, pools["Expert"].id, "calm-slow-low-quiet.wav")
     users = [_user(ls, n) for n in (1, 2, 3)]
     wanted = [
         LabelRecord("slow", "low", "quiet", emotion=("sad", "tired"), voice=("breathy",)),
@@ -89,7 +84,7 @@ def test_three_annotators_labels_read_back_and_parsed(ls, pools, clips_dir):
 
 def test_label_studio_stores_what_our_parser_refuses(ls, pools, clips_dir):
     """LS does not validate results (FACTS.md); our parser is the gate."""
-    task = list(ls.tasks.list(project=pools["Crowd"].id, page_size=100))[-1]
+    task = task_for_clip(ls, pools["Crowd"].id, "gb-normal-low-loud.wav")
     result = [{"from_name": a, "to_name": "audio", "type": "choices", "value": {"choices": ["slow"]}} for a in ATTRIBUTES]
     result[0]["value"]["choices"] = ["superfast"]
     created = ls.annotations.create(id=task.id, result=result)

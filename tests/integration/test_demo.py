@@ -1,0 +1,71 @@
+"""`clesc demo` end to end: its own Label Studio, detached and in the foreground (Ctrl-C)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from label_studio_sdk import LabelStudio
+
+from scripts.labelstudio import free_port, port_in_use
+from scripts.settings import PROJECT_ROOT
+
+CLESC = str(PROJECT_ROOT / ".venv" / "bin" / "clesc")
+N_CLIPS = len(list((PROJECT_ROOT / "samples" / "clips").glob("*.wav")))
+
+
+@pytest.fixture(scope="module")
+def demo_env(tmp_path_factory):
+    """One demo home for the module: the second test restarts LS on the first one's data (~5 s, not ~50 s)."""
+    env = {**os.environ, "CLESC_HOME": str(tmp_path_factory.mktemp("demo-home")), "CLESC_LS_PORT": str(free_port())}
+    yield env
+    subprocess.run([CLESC, "demo", "--stop"], env=env, capture_output=True, timeout=60)
+
+
+def _projects(env):
+    creds = json.loads((Path(env["CLESC_HOME"]) / "label-studio" / "credentials.json").read_text())
+    client = LabelStudio(base_url=f"http://127.0.0.1:{env['CLESC_LS_PORT']}", api_key=creds["token"])
+    return creds, {p.title: p.task_number for p in client.projects.list(page_size=100)}
+
+
+def test_demo_detached_is_idempotent_and_stops(demo_env):
+    env = {**demo_env, "CLESC_DEMO_DETACH": "1"}
+    first = subprocess.run([CLESC, "demo"], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    creds, projects = _projects(env)
+    assert f"log in as {creds['username']} / {creds['password']}" in first.stdout
+    assert projects == {"Expert": N_CLIPS, "Crowd": N_CLIPS}
+
+    again = subprocess.run([CLESC, "demo"], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "Reusing" in again.stdout and "(exists)" in again.stdout
+    assert _projects(env)[1] == projects
+
+    stopped = subprocess.run([CLESC, "demo", "--stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert "Stopped Label Studio" in stopped.stdout
+    assert not port_in_use(int(env["CLESC_LS_PORT"]))
+
+
+def test_demo_in_foreground_stops_everything_on_ctrl_c(demo_env):
+    proc = subprocess.Popen([CLESC, "demo"], env=demo_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 600
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        assert any("Press Ctrl-C" in x for x in lines), "".join(lines)
+        assert any("(exists)" in x for x in lines)
+        assert port_in_use(int(demo_env["CLESC_LS_PORT"]))
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Stopped Label Studio" in out
+    assert not port_in_use(int(demo_env["CLESC_LS_PORT"]))
