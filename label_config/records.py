@@ -74,7 +74,8 @@ class LabelRecord:
         return {a: getattr(self, a) for a in ATTRIBUTES}
 
 
-def _user_id(completed_by: Any) -> int | None:
+def user_id(completed_by: Any) -> int | None:
+    """The LS user id from `completed_by`, given as an id or, in some API forms, a user object."""
     if isinstance(completed_by, Mapping):
         completed_by = completed_by.get("id")
     if completed_by is None:
@@ -168,7 +169,7 @@ def parse_annotation(annotation: Mapping[str, Any], taxonomy: Taxonomy | None = 
         emotion=tuple(words["emotion"]),
         voice=tuple(words["voice"]),
         other=tuple(other),
-        annotator=_user_id(annotation.get("completed_by")),
+        annotator=user_id(annotation.get("completed_by")),
         annotation_id=annotation.get("id"),
         task_id=_task_id(annotation.get("task")),
         lead_time=float(lead_time) if isinstance(lead_time, (int, float)) else None,

@@ -98,7 +98,7 @@ def validate(
 def ls_install() -> None:
     """Create or update Label Studio's own virtual environment (CLESC_LS_VENV)."""
     from scripts.labelstudio import LABEL_STUDIO_VERSION, ensure_venv
-    from scripts.settings import Settings
+    from webhooks.settings import Settings
 
     exe = ensure_venv(Settings.from_env().ls_venv, echo=typer.echo)
     typer.echo(f"Label Studio {LABEL_STUDIO_VERSION}: {exe}")
@@ -114,13 +114,106 @@ def demo(
     running in the background and returns.
     """
     from scripts.demo import run_demo, stop_detached
-    from scripts.settings import Settings
+    from webhooks.settings import Settings
 
     settings = Settings.from_env()
     if stop:
         stop_detached(settings, typer.echo)
     else:
         run_demo(settings, typer.echo)
+
+
+@app.command()
+def setup() -> None:
+    """Wire a running Label Studio: Expert, Crowd and Review projects, webhooks with the secret.
+
+    Uses CLESC_LS_URL and CLESC_LS_TOKEN; the webhooks point to CLESC_SERVICE_URL and send
+    CLESC_WEBHOOK_SECRET in the X-Clesc-Secret header. Re-running it changes nothing that is right.
+    """
+    from scripts.setup import setup as run_setup
+
+    run_setup(_settings(), echo=typer.echo)
+
+
+@app.command()
+def serve(
+    workers: Annotated[Optional[int], typer.Option(help="gunicorn worker processes (default CLESC_WORKERS).")] = None,
+) -> None:
+    """Run the webhook service under gunicorn on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT."""
+    from webhooks.runners import serve as run
+
+    run(_settings(), workers)
+
+
+@app.command()
+def worker() -> None:
+    """Run the queue worker: judges tasks, writes verdicts back, applies ops decisions, reconciles periodically."""
+    from webhooks.runners import work
+
+    work(_settings())
+
+
+@app.command()
+def reconcile(
+    enqueue: Annotated[bool, typer.Option("--enqueue", help="Hand the work to the workers instead of doing it here.")] = False,
+) -> None:
+    """Find every annotation in the watched projects that the service has not processed, and process it."""
+    from webhooks.loop import JudgeLoop
+    from webhooks.queue import JobQueue
+    from webhooks.runners import configure_logging
+    from webhooks.store import Store
+
+    configure_logging()
+    settings = _settings()
+    store = Store(settings.database_url)
+    if not store.project_roles():
+        typer.echo("error: no watched projects in the store; run `clesc setup` first", err=True)
+        raise typer.Exit(2)
+    loop = JudgeLoop(settings, store, settings.ls_client())
+    queue = JobQueue.from_settings(settings) if enqueue else None
+    counts = loop.reconcile(enqueue=queue, progress=typer.echo)
+    typer.echo(f"{counts['tasks']} tasks checked, {counts['changed']} {'enqueued' if enqueue else 'processed'}")
+
+
+@app.command()
+def judge(
+    export: Annotated[Path, typer.Option("--export", help="A standard Label Studio JSON export.", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", help="Where to write VERDICTS.json.")],
+    backend: Annotated[str, typer.Option("--judge", help="Judge backend.")] = "rules",
+) -> None:
+    """Judge every task of an LS JSON export offline; write VERDICTS.json (DESIGN.md contract)."""
+    from rich.progress import Progress
+
+    from webhooks.judge.offline import judge_export, load_export
+    from webhooks.loop import make_judge
+
+    if backend != "rules":
+        typer.echo(f"error: unknown judge {backend!r} (available: rules)", err=True)
+        raise typer.Exit(2)
+    try:
+        tasks = load_export(export)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    judge_ = make_judge(_settings())
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("judging", total=len(tasks))
+        verdicts = judge_export(tasks, judge_, progress=lambda done, _total: progress.update(bar, completed=done))
+    out.write_text(json.dumps(verdicts, indent=1, ensure_ascii=False))
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    typer.echo(f"{len(verdicts)} tasks judged: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + f" -> {out}")
+
+
+def _settings():
+    from webhooks.settings import Settings
+
+    try:
+        return Settings.from_env()
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -94,3 +94,22 @@ def import_folder(client: LabelStudio, project_id: int, folder: Path, *, timeout
         if time.monotonic() > deadline:
             raise TimeoutError(f"LS imported {count} of {expected} clips from {path} in {timeout:.0f} s")
         time.sleep(0.5)
+
+
+WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED"]
+
+
+def ensure_webhook(client: LabelStudio, project_id: int, url: str, headers: dict[str, str]) -> str:
+    """One webhook per project to `url`, sending the payload and our secret header; 'created' | 'updated' | 'unchanged'."""
+    existing = [w for w in client.webhooks.list(project=project_id) if w.url == url]
+    if not existing:
+        client.webhooks.create(url=url, project=project_id, send_payload=True, send_for_all_actions=False,
+                               actions=WEBHOOK_ACTIONS, headers=headers, is_active=True)
+        return "created"
+    hook = existing[0]
+    if (hook.headers != headers or sorted(hook.actions or []) != sorted(WEBHOOK_ACTIONS)
+            or not hook.is_active or not hook.send_payload):
+        client.webhooks.update(hook.id, url=url, send_payload=True, send_for_all_actions=False,
+                               actions=WEBHOOK_ACTIONS, headers=headers, is_active=True)
+        return "updated"
+    return "unchanged"

@@ -16,7 +16,7 @@ from label_studio_sdk import LabelStudio
 
 from scripts.pools import POOLS, ensure_pools, import_folder
 from scripts.labelstudio import Credentials, LabelStudioServer, ensure_venv, free_port
-from scripts.settings import PROJECT_ROOT, Settings
+from webhooks.settings import PROJECT_ROOT, Settings
 
 SAMPLES = PROJECT_ROOT / "samples" / "clips"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"

@@ -1,4 +1,6 @@
-"""Webhook service: ingest LS webhooks, queue, judge (rules | llm), write verdicts back to LS.
+"""Webhook service: ingest LS webhooks, store, queue, judge (rules), write verdicts back to LS.
 
-Not built yet (issue: the judge loop); the package exists so the layout is the one DESIGN.md describes.
+Entry points: `webhooks.app.create_app(settings)` (WSGI: `webhooks.wsgi:app`), `webhooks.runners`
+(gunicorn and the Huey worker), `webhooks.loop.JudgeLoop` (the jobs). Settings come from
+`webhooks.settings.Settings.from_env()` at the entry points only.
 """

@@ -13,7 +13,7 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from scripts.labelstudio import free_port, port_in_use
-from scripts.settings import PROJECT_ROOT
+from webhooks.settings import PROJECT_ROOT
 
 CLESC = str(PROJECT_ROOT / ".venv" / "bin" / "clesc")
 N_CLIPS = len(list((PROJECT_ROOT / "samples" / "clips").glob("*.wav")))
@@ -22,15 +22,24 @@ N_CLIPS = len(list((PROJECT_ROOT / "samples" / "clips").glob("*.wav")))
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory):
     """One demo home for the module: the second test restarts LS on the first one's data (~5 s, not ~50 s)."""
-    env = {**os.environ, "CLESC_HOME": str(tmp_path_factory.mktemp("demo-home")), "CLESC_LS_PORT": str(free_port())}
+    env = {**os.environ, "CLESC_HOME": str(tmp_path_factory.mktemp("demo-home")), "CLESC_LS_PORT": str(free_port()),
+           "CLESC_SERVICE_PORT": str(free_port())}
     yield env
     subprocess.run([CLESC, "demo", "--stop"], env=env, capture_output=True, timeout=60)
 
 
-def _projects(env):
+def _client(env):
     creds = json.loads((Path(env["CLESC_HOME"]) / "label-studio" / "credentials.json").read_text())
-    client = LabelStudio(base_url=f"http://127.0.0.1:{env['CLESC_LS_PORT']}", api_key=creds["token"])
+    return creds, LabelStudio(base_url=f"http://127.0.0.1:{env['CLESC_LS_PORT']}", api_key=creds["token"])
+
+
+def _projects(env):
+    creds, client = _client(env)
     return creds, {p.title: p.task_number for p in client.projects.list(page_size=100)}
+
+
+def _ports_free(env) -> bool:
+    return not port_in_use(int(env["CLESC_LS_PORT"])) and not port_in_use(int(env["CLESC_SERVICE_PORT"]))
 
 
 def test_demo_detached_is_idempotent_and_stops(demo_env):
@@ -39,15 +48,25 @@ def test_demo_detached_is_idempotent_and_stops(demo_env):
     assert first.returncode == 0, first.stderr
     creds, projects = _projects(env)
     assert f"log in as {creds['username']} / {creds['password']}" in first.stdout
-    assert projects == {"Expert": N_CLIPS, "Crowd": N_CLIPS}
+    assert projects == {"Expert": N_CLIPS, "Crowd": N_CLIPS, "Review": 1}
+    # the judge ran on every clip of both pools; the one contradictory crowd label set waits in Review
+    _, client = _client(env)
+    statuses = {p.title: sorted(t.meta["clesc"]["status"] for t in client.tasks.list(project=p.id))
+                for p in client.projects.list() if p.title != "Review"}
+    assert statuses["Expert"] == ["accepted"] * N_CLIPS
+    assert statuses["Crowd"] == sorted(["accepted"] * (N_CLIPS - 1) + ["needs_review"])
+    [review] = list(client.tasks.list(project=next(p.id for p in client.projects.list() if p.title == "Review")))
+    assert "calm vs agitated" in review.data["reasons"]
+    assert "needs_review   rejected annotation" in first.stdout and "calm vs agitated" in first.stdout
 
     again = subprocess.run([CLESC, "demo"], env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and "Reusing" in again.stdout and "(exists)" in again.stdout
+    assert again.returncode == 0 and "Reusing" in again.stdout and ": exists;" in again.stdout
+    assert "Posted 0 annotations" in again.stdout
     assert _projects(env)[1] == projects
 
     stopped = subprocess.run([CLESC, "demo", "--stop"], env=env, capture_output=True, text=True, timeout=60)
-    assert "Stopped Label Studio" in stopped.stdout
-    assert not port_in_use(int(env["CLESC_LS_PORT"]))
+    assert "Stopped Label Studio" in stopped.stdout and "Stopped worker" in stopped.stdout
+    assert _ports_free(env)
 
 
 def test_demo_in_foreground_stops_everything_on_ctrl_c(demo_env):
@@ -60,12 +79,12 @@ def test_demo_in_foreground_stops_everything_on_ctrl_c(demo_env):
             if "Press Ctrl-C" in line or time.monotonic() > deadline:
                 break
         assert any("Press Ctrl-C" in x for x in lines), "".join(lines)
-        assert any("(exists)" in x for x in lines)
-        assert port_in_use(int(demo_env["CLESC_LS_PORT"]))
+        assert any(": exists;" in x for x in lines)
+        assert port_in_use(int(demo_env["CLESC_LS_PORT"])) and port_in_use(int(demo_env["CLESC_SERVICE_PORT"]))
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "Stopped Label Studio" in out
-    assert not port_in_use(int(demo_env["CLESC_LS_PORT"]))
+    assert "Stopped Label Studio" in out and "Stopped serve" in out and "Stopped worker" in out
+    assert _ports_free(demo_env)

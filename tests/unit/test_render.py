@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 from label_config import ATTRIBUTES, labeling_config, load_taxonomy, review_config
 from label_config.render import REVIEW_DECISIONS
-from scripts.settings import PROJECT_ROOT
+from webhooks.settings import PROJECT_ROOT
 
 
 def test_labeling_config_controls_match_the_contract():

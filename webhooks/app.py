@@ -1,0 +1,107 @@
+"""The webhook service: a Flask application factory with one blueprint.
+
+`POST /webhook` answers fast (LS waits for it inside the annotator's Submit, 1 s timeout, no retry):
+check the secret, validate, keep an allow-listed copy, persist, enqueue, 202. `GET /health`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from webhooks.ingest import BadPayload, parse_webhook
+from webhooks.queue import JobQueue
+from webhooks.settings import Settings
+from webhooks.store import Store
+
+SECRET_HEADER = "X-Clesc-Secret"
+log = logging.getLogger("clesc.webhooks")
+bp = Blueprint("webhooks", __name__)
+
+
+def create_app(settings: Settings, store: Store | None = None, queue: JobQueue | None = None) -> Flask:
+    if not settings.webhook_secret:
+        raise ValueError("CLESC_WEBHOOK_SECRET must be set: LS sends it in the X-Clesc-Secret header")
+    app = Flask("clesc-webhooks")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["clesc"] = {
+        "settings": settings,
+        "store": store or Store(settings.database_url),
+        "queue": queue or JobQueue.from_settings(settings),
+    }
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _ctx():
+    return current_app.extensions["clesc"]
+
+
+def _http_error(exc: HTTPException):
+    return jsonify(error=exc.name, detail=exc.description), exc.code
+
+
+def _refuse(status: int, detail: str):
+    log.warning("webhook refused %d: %s", status, detail)
+    return jsonify(error="refused", detail=detail), status
+
+
+@bp.post("/webhook")
+def webhook():
+    ctx = _ctx()
+    given = request.headers.get(SECRET_HEADER, "")
+    if not hmac.compare_digest(given.encode(), ctx["settings"].webhook_secret.encode()):
+        return _refuse(401, f"missing or wrong {SECRET_HEADER} header")
+    raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before anything is read
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        return _refuse(400, f"body is not JSON: {type(e).__name__} at byte {getattr(e, 'pos', '?')}")
+    try:
+        event = parse_webhook(body)
+    except BadPayload as e:
+        return _refuse(400, str(e))
+    if event is None:
+        return jsonify(status="ignored", reason="action not handled"), 200
+    role = ctx["store"].project_roles().get(event.project_id)
+    if role is None:
+        return jsonify(status="ignored", reason=f"project {event.project_id} is not a watched pool"), 200
+    event_id = ctx["store"].add_event(
+        delivery_key=event.delivery_key, source="webhook", action=event.action,
+        project_id=event.project_id, task_id=event.task_id, annotation=event.annotation,
+    )
+    if event_id is None:
+        log.info("duplicate delivery %s annotation %s ignored", event.action, event.annotation["id"])
+        return jsonify(status="duplicate"), 200
+    log.info("event %d: %s project %d task %d annotation %d", event_id, event.action, event.project_id,
+             event.task_id, event.annotation["id"])
+    try:
+        if role == "review":
+            ctx["queue"].apply_decision(event.task_id)
+        else:
+            ctx["queue"].judge(event.project_id, event.task_id)
+    except Exception:  # noqa: BLE001 - the event is durable; the worker's sweep enqueues it again
+        log.exception("event %d stored but not enqueued; the sweep will pick it up", event_id)
+    return jsonify(status="accepted", event=event_id), 202
+
+
+@bp.get("/health")
+def health():
+    ctx = _ctx()
+    report, ok = {}, True
+    try:
+        ctx["store"].ping()
+        report["store"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        ok, report["store"] = False, f"error: {type(e).__name__}"
+    try:
+        report["queue"] = {"status": "ok", "pending_jobs": ctx["queue"].pending_count()}
+    except Exception as e:  # noqa: BLE001
+        ok, report["queue"] = False, {"status": f"error: {type(e).__name__}"}
+    report["status"] = "ok" if ok else "degraded"
+    return jsonify(report), 200 if ok else 503

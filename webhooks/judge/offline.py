@@ -1,0 +1,55 @@
+"""Offline judging of a standard Label Studio JSON export (what `clesc judge --export` runs).
+
+>>> from webhooks.judge.rules import RulesJudge
+>>> judge_export([{"id": 7, "data": {"audio": "/clip.wav"}}], RulesJudge())[0]["status"]
+'incomplete'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from webhooks.judge.verdict import TaskVerdict
+
+
+class Judge(Protocol):
+    def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]]) -> TaskVerdict: ...
+
+
+Progress = Callable[[int, int], None]
+"""Called after each task with (tasks done, tasks in all)."""
+
+
+def judge_export(tasks: Sequence[Mapping[str, Any]], judge: Judge, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """The VERDICTS.json list for the tasks of an LS JSON export, in the export's order.
+
+    A task without "annotations" has none, so it is judged "incomplete".
+    """
+    verdicts = []
+    for done, task in enumerate(tasks, start=1):
+        verdicts.append(judge.judge(task.get("id"), task.get("annotations") or []).to_json())
+        if progress is not None:
+            progress(done, len(tasks))
+    return verdicts
+
+
+def load_export(path: str | Path) -> list[dict[str, Any]]:
+    """Read an LS JSON export; ValueError says what is wrong with the file (which task, which key)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        tasks = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e}); expected a Label Studio JSON export") from None
+    if not isinstance(tasks, list):
+        raise ValueError(f"{path}: expected a JSON list of tasks (a Label Studio JSON export), got {type(tasks).__name__}")
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            raise ValueError(f"{path}: task #{i} is {type(task).__name__}, expected an object")
+        if "id" not in task:
+            raise ValueError(f"{path}: task #{i} has no 'id'")
+        if not isinstance(task.get("annotations", []), list):
+            raise ValueError(f"{path}: task {task['id']}: 'annotations' must be a list")
+    return tasks

@@ -1,0 +1,113 @@
+"""All configuration, read from CLESC_* environment variables in this one place.
+
+`Settings.from_env()` is called by the entry points (the `clesc` command, the WSGI entry, the worker);
+everything else receives the object. The README's settings table lists the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The checkout this package runs from (an editable install); defaults below live under it."""
+
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    ls_url: str | None
+    ls_token: str | None = field(repr=False)
+    ls_port: int
+    ls_venv: Path
+    ls_username: str
+    ls_password: str | None = field(repr=False)
+    overlap: int
+    samples_dir: Path
+    demo_detach: bool
+    webhook_secret: str | None = field(repr=False)
+    database_url: str
+    redis_url: str | None
+    service_host: str
+    service_port: int
+    service_url: str
+    judge: str
+    reject_on: tuple[str, ...] | None  # None: the judge policy's default
+    minority_attributes_to_reject: int
+    apply_rejections: str
+    cancel_on_uphold: bool
+    max_body_bytes: int
+    reconcile_minutes: int
+    workers: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+
+        def path(name: str, default: Path) -> Path:
+            return Path(env[name]).expanduser().resolve() if env.get(name) else default
+
+        def integer(name: str, default: int, low: int) -> int:
+            raw = env.get(name)
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+            return value
+
+        def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+            value = (env.get(name) or default).strip().lower()
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+            return value
+
+        home = path("CLESC_HOME", PROJECT_ROOT / ".clesc")
+        service_port = integer("CLESC_SERVICE_PORT", 8090, 1)
+        service_host = env.get("CLESC_SERVICE_HOST") or "127.0.0.1"
+        reject_on = tuple(r.strip() for r in env["CLESC_REJECT_ON"].split(",") if r.strip()) if env.get("CLESC_REJECT_ON") else None
+        return cls(
+            home=home,
+            ls_url=(env.get("CLESC_LS_URL") or "").rstrip("/") or None,
+            ls_token=env.get("CLESC_LS_TOKEN") or None,
+            ls_port=integer("CLESC_LS_PORT", 8080, 1),
+            ls_venv=path("CLESC_LS_VENV", PROJECT_ROOT / ".venv-ls"),
+            ls_username=env.get("CLESC_LS_USERNAME") or "admin@example.com",
+            ls_password=env.get("CLESC_LS_PASSWORD") or None,
+            overlap=integer("CLESC_OVERLAP", 3, 1),
+            samples_dir=path("CLESC_SAMPLES_DIR", PROJECT_ROOT / "samples" / "clips"),
+            demo_detach=_flag(env.get("CLESC_DEMO_DETACH")),
+            webhook_secret=env.get("CLESC_WEBHOOK_SECRET") or None,
+            database_url=env.get("CLESC_DATABASE_URL") or f"sqlite:///{home / 'clesc.db'}",
+            redis_url=env.get("CLESC_REDIS_URL") or None,
+            service_host=service_host,
+            service_port=service_port,
+            service_url=(env.get("CLESC_SERVICE_URL") or f"http://{service_host}:{service_port}").rstrip("/"),
+            judge=choice("CLESC_JUDGE", "rules", ("rules",)),
+            reject_on=reject_on,
+            minority_attributes_to_reject=integer("CLESC_MINORITY_ATTRIBUTES_TO_REJECT", 3, 1),
+            apply_rejections=choice("CLESC_APPLY_REJECTIONS", "review", ("review", "auto")),
+            cancel_on_uphold=_flag(env.get("CLESC_CANCEL_ON_UPHOLD"), default=True),
+            max_body_bytes=integer("CLESC_MAX_BODY_BYTES", 1_000_000, 1024),
+            reconcile_minutes=integer("CLESC_RECONCILE_MINUTES", 5, 1),
+            workers=integer("CLESC_WORKERS", 2, 1),
+        )
+
+    def ls_client(self):
+        """An SDK client for the configured Label Studio (CLESC_LS_URL, CLESC_LS_TOKEN)."""
+        from label_studio_sdk import LabelStudio
+
+        if not self.ls_url or not self.ls_token:
+            raise ValueError("set CLESC_LS_URL and CLESC_LS_TOKEN to reach Label Studio")
+        return LabelStudio(base_url=self.ls_url, api_key=self.ls_token)

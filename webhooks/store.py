@@ -1,0 +1,267 @@
+"""The durable store: webhook events, annotation versions seen, verdicts, review tasks, pool projects.
+
+SQLAlchemy Core on SQLite (a file, embedded) or PostgreSQL (by URL). Nothing here holds a secret:
+events keep an allow-listed copy of the annotation, never the project object LS sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+projects = Table(
+    "projects", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("role", String(16), nullable=False),  # expert | crowd | review
+    Column("title", String(200), nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery_key", String(64), nullable=False, unique=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(16), nullable=False),  # webhook | reconcile | decision
+    Column("action", String(40), nullable=False),
+    Column("project_id", Integer, nullable=False),
+    Column("task_id", Integer, nullable=False),
+    Column("annotation_id", Integer),
+    Column("annotation_updated_at", String(40)),
+    Column("annotation", JSON),
+    Column("status", String(16), nullable=False, default="pending"),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+)
+
+annotations_seen = Table(
+    "annotations_seen", metadata,
+    Column("annotation_id", Integer, primary_key=True, autoincrement=False),
+    Column("project_id", Integer, nullable=False),
+    Column("task_id", Integer, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("was_cancelled", Boolean, nullable=False, default=False),
+)
+
+verdicts = Table(
+    "verdicts", metadata,
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
+    Column("task_id", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("verdict", JSON, nullable=False),
+    Column("versions", JSON, nullable=False),  # {annotation_id: updated_at} the verdict was made on
+    Column("prediction_id", Integer),
+    Column("judged_at", DateTime(timezone=True), nullable=False),
+    Column("judge_count", Integer, nullable=False, default=1),
+)
+
+reviews = Table(
+    "reviews", metadata,
+    Column("review_key", String(80), primary_key=True),  # pool task : annotation : version
+    Column("review_task_id", Integer, unique=True),
+    Column("project_id", Integer, nullable=False),
+    Column("task_id", Integer, nullable=False),
+    Column("annotation_id", Integer, nullable=False),
+    Column("decision", String(16)),  # None | uphold | overturn
+    Column("decided_at", DateTime(timezone=True)),
+    Column("applied", Boolean, nullable=False, default=False),
+    UniqueConstraint("project_id", "annotation_id", "review_key"),
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def ping(self) -> None:
+        with self.engine.connect() as c:
+            c.execute(text("SELECT 1"))
+
+    # pool projects
+    def set_projects(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        with self.engine.begin() as c:
+            c.execute(projects.delete())
+            for pid, role, title in rows:
+                c.execute(insert(projects).values(id=pid, role=role, title=title))
+
+    def project_roles(self) -> dict[int, str]:
+        with self.engine.connect() as c:
+            return {r.id: r.role for r in c.execute(select(projects))}
+
+    # events
+    def add_event(self, *, delivery_key: str, source: str, action: str, project_id: int, task_id: int,
+                  annotation: dict[str, Any] | None) -> int | None:
+        """Persist one event; None when this delivery was stored before (a duplicate)."""
+        ann = annotation or {}
+        try:
+            with self.engine.begin() as c:
+                return c.execute(insert(events).values(
+                    delivery_key=delivery_key, received_at=now(), source=source, action=action,
+                    project_id=project_id, task_id=task_id, annotation_id=ann.get("id"),
+                    annotation_updated_at=ann.get("updated_at"), annotation=annotation,
+                    status="pending", attempts=0,
+                )).inserted_primary_key[0]
+        except IntegrityError:
+            return None
+
+    def pending_tasks(self, older_than_s: float = 0.0) -> list[tuple[int, int]]:
+        """(project_id, task_id) with pending events received more than `older_than_s` ago."""
+        cutoff = now().timestamp() - older_than_s
+        with self.engine.connect() as c:
+            rows = c.execute(select(events.c.project_id, events.c.task_id, events.c.received_at)
+                             .where(events.c.status == "pending")).all()
+        return sorted({(p, t) for p, t, at in rows if _ts(at) <= cutoff})
+
+    def pending_event_ids(self, project_id: int, task_id: int) -> list[int]:
+        with self.engine.connect() as c:
+            return list(c.scalars(select(events.c.id).where(
+                events.c.project_id == project_id, events.c.task_id == task_id, events.c.status == "pending")))
+
+    def finish_events(self, ids: list[int], status: str = "done", error: str | None = None) -> None:
+        if not ids:
+            return
+        with self.engine.begin() as c:
+            c.execute(update(events).where(events.c.id.in_(ids)).values(
+                status=status, error=error, attempts=events.c.attempts + 1))
+
+    def note_attempt(self, ids: list[int], error: str) -> None:
+        if ids:
+            with self.engine.begin() as c:
+                c.execute(update(events).where(events.c.id.in_(ids)).values(
+                    attempts=events.c.attempts + 1, error=error[:2000]))
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(select(events).order_by(events.c.id))]
+
+    # annotation versions
+    def seen_live_versions(self, project_id: int) -> dict[int, dict[int, str]]:
+        """{task_id: {annotation_id: updated_at}} of the non-cancelled annotations last seen."""
+        out: dict[int, dict[int, str]] = {}
+        with self.engine.connect() as c:
+            for r in c.execute(select(annotations_seen).where(annotations_seen.c.project_id == project_id,
+                                                              annotations_seen.c.was_cancelled.is_(False))):
+                out.setdefault(r.task_id, {})[r.annotation_id] = r.updated_at
+        return out
+
+    def record_seen(self, project_id: int, task_id: int, live: dict[int, str]) -> None:
+        """The task's live annotations now; earlier ones no longer live are marked gone (cancelled/deleted)."""
+        with self.engine.begin() as c:
+            c.execute(update(annotations_seen).where(
+                annotations_seen.c.task_id == task_id, annotations_seen.c.project_id == project_id,
+                annotations_seen.c.annotation_id.not_in(list(live) or [-1])).values(was_cancelled=True))
+            for aid, updated_at in live.items():
+                row = {"project_id": project_id, "task_id": task_id, "updated_at": updated_at, "was_cancelled": False}
+                done = c.execute(update(annotations_seen).where(annotations_seen.c.annotation_id == aid).values(**row))
+                if done.rowcount == 0:
+                    c.execute(insert(annotations_seen).values(annotation_id=aid, **row))
+
+    # verdicts
+    def verdict(self, project_id: int, task_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(verdicts).where(verdicts.c.project_id == project_id,
+                                                   verdicts.c.task_id == task_id)).first()
+        return dict(row._mapping) if row else None
+
+    def save_verdict(self, project_id: int, task_id: int, verdict: dict[str, Any], versions: dict[int, str],
+                     prediction_id: int | None) -> None:
+        row = {"status": verdict["status"], "verdict": verdict, "versions": {str(k): v for k, v in versions.items()},
+               "prediction_id": prediction_id, "judged_at": now()}
+        with self.engine.begin() as c:
+            done = c.execute(update(verdicts).where(verdicts.c.project_id == project_id, verdicts.c.task_id == task_id)
+                             .values(judge_count=verdicts.c.judge_count + 1, **row))
+            if done.rowcount == 0:
+                c.execute(insert(verdicts).values(project_id=project_id, task_id=task_id, judge_count=1, **row))
+
+    def all_verdicts(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(select(verdicts))]
+
+    # reviews
+    def review(self, review_key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(reviews).where(reviews.c.review_key == review_key)).first()
+        return dict(row._mapping) if row else None
+
+    def review_by_task(self, review_task_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(reviews).where(reviews.c.review_task_id == review_task_id)).first()
+        return dict(row._mapping) if row else None
+
+    def add_review(self, review_key: str, review_task_id: int, project_id: int, task_id: int, annotation_id: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(reviews).values(review_key=review_key, review_task_id=review_task_id,
+                                             project_id=project_id, task_id=task_id, annotation_id=annotation_id,
+                                             applied=False))
+
+    def decide_review(self, review_task_id: int, decision: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(reviews).where(reviews.c.review_task_id == review_task_id).values(
+                decision=decision, decided_at=now(), applied=True))
+
+    def overturned(self, project_id: int, task_id: int) -> set[int]:
+        with self.engine.connect() as c:
+            return set(c.scalars(select(reviews.c.annotation_id).where(
+                reviews.c.project_id == project_id, reviews.c.task_id == task_id, reviews.c.decision == "overturn")))
+
+    def all_reviews(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(select(reviews))]
+
+    def dump_text(self) -> str:
+        """Every row of every table as text (tests grep it for secrets)."""
+        out = []
+        with self.engine.connect() as c:
+            for table in metadata.sorted_tables:
+                for row in c.execute(select(table)):
+                    out.append(json.dumps(dict(row._mapping), default=str))
+        return "\n".join(out)
+
+
+def _ts(value: datetime) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
