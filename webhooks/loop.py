@@ -18,6 +18,7 @@ from label_config import load_taxonomy
 from label_config.schema import ATTRIBUTES, AUDIO, WORD_KINDS
 from label_config.render import REVIEW_DECISIONS
 from webhooks.judge import Policy, RulesJudge, TaskVerdict
+from webhooks.judge.verdict import task_status
 from webhooks.lsio import with_backoff
 from webhooks.settings import Settings
 from webhooks.store import Store
@@ -26,12 +27,22 @@ log = logging.getLogger("clesc.loop")
 MODEL_PREFIX = "clesc-judge"
 
 
-def make_judge(settings: Settings) -> RulesJudge:
+def make_judge(settings: Settings, backend: str | None = None):
+    """The judge the settings ask for: `rules`, or `llm` (vLLM, with the rules as hints and fallback)."""
     kwargs: dict[str, Any] = {"overlap": settings.overlap,
                               "minority_attributes_to_reject": settings.minority_attributes_to_reject}
     if settings.reject_on is not None:
         kwargs["rejects_on"] = frozenset(settings.reject_on)
-    return RulesJudge(load_taxonomy(), Policy(**kwargs))
+    rules = RulesJudge(load_taxonomy(), Policy(**kwargs))
+    if (backend or settings.judge) == "rules":
+        return rules
+    from webhooks.judge.llm import LLMConfig, LLMJudge
+
+    if not settings.llm_url:
+        raise ValueError("the llm judge needs CLESC_LLM_URL (the vLLM server's base URL with /v1)")
+    return LLMJudge(LLMConfig(base_url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key,
+                              timeout_s=settings.llm_timeout_s, concurrency=settings.llm_concurrency,
+                              fallback=settings.llm_fallback), rules)
 
 
 def with_overturns(verdict: TaskVerdict, overturned: set[int]) -> TaskVerdict:
@@ -40,10 +51,7 @@ def with_overturns(verdict: TaskVerdict, overturned: set[int]) -> TaskVerdict:
         return verdict
     annotations = tuple(replace(a, verdict="accept") if a.annotation_id in overturned else a
                         for a in verdict.annotations)
-    status = verdict.status
-    if status == "needs_review" and not any(a.rejected for a in annotations):
-        status = "no_consensus" if any(verdict.consensus.get(a) is None for a in ATTRIBUTES) else "accepted"
-    return replace(verdict, annotations=annotations, status=status)
+    return replace(verdict, annotations=annotations, status=task_status(annotations, verdict.consensus))
 
 
 def consensus_result(consensus: dict[str, Any], taxonomy) -> list[dict[str, Any]]:

@@ -11,33 +11,29 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
 
 
-def serve(settings: Settings, workers: int | None = None) -> None:
-    """The webhook service under gunicorn (a production WSGI server), in the foreground."""
+def serve_app(app, host: str, port: int, workers: int, name: str) -> None:
+    """A WSGI app under gunicorn (a production server), in the foreground."""
     from gunicorn.app.base import BaseApplication
 
-    from webhooks.app import create_app
-
-    configure_logging()
-    app = create_app(settings)
-
-    class Service(BaseApplication):
+    class Server(BaseApplication):
         def load_config(self):
-            for key, value in {
-                "bind": f"{settings.service_host}:{settings.service_port}",
-                "workers": workers or settings.workers,
-                "threads": 4,
-                "timeout": 30,
-                "control_socket_disable": True,
-                "accesslog": "-",
-                "proc_name": "clesc-serve",
-            }.items():
-                if key in self.cfg.settings:
-                    self.cfg.set(key, value)
+            for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": 4, "timeout": 60,
+                               "control_socket_disable": True, "accesslog": "-", "proc_name": name}.items():
+                self.cfg.set(key, value)
 
         def load(self):
             return app
 
-    Service().run()
+    Server().run()
+
+
+def serve(settings: Settings, workers: int | None = None) -> None:
+    """The webhook service under gunicorn on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT."""
+    from webhooks.app import create_app
+
+    configure_logging()
+    serve_app(create_app(settings), settings.service_host, settings.service_port, workers or settings.workers,
+              "clesc-serve")
 
 
 def work(settings: Settings) -> None:

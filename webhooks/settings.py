@@ -47,6 +47,20 @@ class Settings:
     max_body_bytes: int
     reconcile_minutes: int
     workers: int
+    ml_host: str
+    ml_port: int
+    ml_dir: Path
+    ml_audio_root: Path | None
+    ml_allowed_hosts: tuple[str, ...]
+    ml_max_bytes: int
+    ml_max_seconds: int
+    llm_url: str | None
+    llm_model: str
+    llm_api_key: str | None = field(repr=False)
+    llm_timeout_s: int
+    llm_concurrency: int
+    llm_fallback: str
+    vllm_venv: Path
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -94,7 +108,7 @@ class Settings:
             service_host=service_host,
             service_port=service_port,
             service_url=(env.get("CLESC_SERVICE_URL") or f"http://{service_host}:{service_port}").rstrip("/"),
-            judge=choice("CLESC_JUDGE", "rules", ("rules",)),
+            judge=choice("CLESC_JUDGE", "rules", ("rules", "llm")),
             reject_on=reject_on,
             minority_attributes_to_reject=integer("CLESC_MINORITY_ATTRIBUTES_TO_REJECT", 3, 1),
             apply_rejections=choice("CLESC_APPLY_REJECTIONS", "review", ("review", "auto")),
@@ -102,6 +116,20 @@ class Settings:
             max_body_bytes=integer("CLESC_MAX_BODY_BYTES", 1_000_000, 1024),
             reconcile_minutes=integer("CLESC_RECONCILE_MINUTES", 5, 1),
             workers=integer("CLESC_WORKERS", 2, 1),
+            ml_host=env.get("CLESC_ML_HOST") or "127.0.0.1",
+            ml_port=integer("CLESC_ML_PORT", 9090, 1),
+            ml_dir=path("CLESC_ML_DIR", home / "ml-backend"),
+            ml_audio_root=path("CLESC_ML_AUDIO_ROOT", Path("/nonexistent")) if env.get("CLESC_ML_AUDIO_ROOT") else None,
+            ml_allowed_hosts=tuple(h.strip() for h in (env.get("CLESC_ML_ALLOWED_HOSTS") or "").split(",") if h.strip()),
+            ml_max_bytes=integer("CLESC_ML_MAX_BYTES", 50_000_000, 1024),
+            ml_max_seconds=integer("CLESC_ML_MAX_SECONDS", 60, 1),
+            llm_url=(env.get("CLESC_LLM_URL") or "").rstrip("/") or None,
+            llm_model=env.get("CLESC_LLM_MODEL") or "mistralai/Mixtral-8x7B-Instruct-v0.1",
+            llm_api_key=env.get("CLESC_LLM_API_KEY") or None,
+            llm_timeout_s=integer("CLESC_LLM_TIMEOUT_S", 60, 1),
+            llm_concurrency=integer("CLESC_LLM_CONCURRENCY", 8, 1),
+            llm_fallback=choice("CLESC_LLM_FALLBACK", "rules", ("rules", "pending")),
+            vllm_venv=path("CLESC_VLLM_VENV", PROJECT_ROOT / ".venv-vllm"),
         )
 
     def ls_client(self):

@@ -23,7 +23,7 @@ N_CLIPS = len(list((PROJECT_ROOT / "samples" / "clips").glob("*.wav")))
 def demo_env(tmp_path_factory):
     """One demo home for the module: the second test restarts LS on the first one's data (~5 s, not ~50 s)."""
     env = {**os.environ, "CLESC_HOME": str(tmp_path_factory.mktemp("demo-home")), "CLESC_LS_PORT": str(free_port()),
-           "CLESC_SERVICE_PORT": str(free_port())}
+           "CLESC_SERVICE_PORT": str(free_port()), "CLESC_ML_PORT": str(free_port())}
     yield env
     subprocess.run([CLESC, "demo", "--stop"], env=env, capture_output=True, timeout=60)
 
@@ -39,7 +39,7 @@ def _projects(env):
 
 
 def _ports_free(env) -> bool:
-    return not port_in_use(int(env["CLESC_LS_PORT"])) and not port_in_use(int(env["CLESC_SERVICE_PORT"]))
+    return not any(port_in_use(int(env[k])) for k in ("CLESC_LS_PORT", "CLESC_SERVICE_PORT", "CLESC_ML_PORT"))
 
 
 def test_demo_detached_is_idempotent_and_stops(demo_env):
@@ -58,6 +58,11 @@ def test_demo_detached_is_idempotent_and_stops(demo_env):
     [review] = list(client.tasks.list(project=next(p.id for p in client.projects.list() if p.title == "Review")))
     assert "calm vs agitated" in review.data["reasons"]
     assert "needs_review   rejected annotation" in first.stdout and "calm vs agitated" in first.stdout
+    # the ML backend pre-filled pace, pitch and volume on the clips
+    crowd = next(p.id for p in client.projects.list() if p.title == "Crowd")
+    tasks = list(client.tasks.list(project=crowd))
+    assert all(any((p.model_version or "").startswith("clesc-acoustic") for p in client.predictions.list(task=t.id))
+               for t in tasks)
 
     again = subprocess.run([CLESC, "demo"], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "Reusing" in again.stdout and ": exists;" in again.stdout
@@ -86,5 +91,5 @@ def test_demo_in_foreground_stops_everything_on_ctrl_c(demo_env):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "Stopped Label Studio" in out and "Stopped serve" in out and "Stopped worker" in out
+    assert all(f"Stopped {name}" in out for name in ("Label Studio", "serve", "worker", "ml-backend"))
     assert _ports_free(demo_env)

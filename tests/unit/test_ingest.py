@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from webhooks.app import SECRET_HEADER, create_app
-from webhooks.ingest import BadPayload, parse_webhook, redact
+from label_config.payloads import redact
+from webhooks.ingest import BadPayload, parse_webhook
 from webhooks.loop import parse_decision, with_overturns
 from webhooks.judge import AnnotationVerdict, Reason, TaskVerdict
 from webhooks.queue import JobQueue

@@ -28,6 +28,9 @@ def judge_export(tasks: Sequence[Mapping[str, Any]], judge: Judge, progress: Pro
 
     A task without "annotations" has none, so it is judged "incomplete".
     """
+    many = getattr(judge, "judge_many", None)  # judges that gain from concurrent requests (the LLM)
+    if many is not None:
+        return [v.to_json() for v in many(tasks, progress)]
     verdicts = []
     for done, task in enumerate(tasks, start=1):
         verdicts.append(judge.judge(task.get("id"), task.get("annotations") or []).to_json())

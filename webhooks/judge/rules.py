@@ -36,7 +36,7 @@ from label_config import InvalidLabel, LabelRecord, Taxonomy, load_taxonomy, par
 from label_config.records import user_id
 from label_config.schema import ATTRIBUTES, WORD_KINDS
 
-from webhooks.judge.verdict import REASON_CODES, AnnotationVerdict, Reason, TaskVerdict, empty_consensus
+from webhooks.judge.verdict import REASON_CODES, AnnotationVerdict, Reason, TaskVerdict, empty_consensus, task_status
 
 RULES_VERSION = "rules-1"
 """Bump when a change to the rules can change a verdict on the same input."""
@@ -193,13 +193,7 @@ class RulesJudge:
                 entry.reasons.append(Reason("empty_description", "no emotion words and no other words"))
 
         verdicts = self._annotation_verdicts(entries)
-        if any(v.rejected for v in verdicts):
-            status = "needs_review"
-        elif any(v is None for v in majority.values()):
-            status = "no_consensus"
-        else:
-            status = "accepted"
-        return self._verdict(task_id, status, consensus, verdicts)
+        return self._verdict(task_id, task_status(verdicts, consensus), consensus, verdicts)
 
     def _parse(self, annotation: Mapping[str, Any]) -> _Entry:
         try:

@@ -68,6 +68,15 @@ class AnnotationVerdict:
         }
 
 
+def task_status(annotations: tuple[AnnotationVerdict, ...], consensus: dict[str, Any]) -> str:
+    """The status of a complete task: a rejection needs review; a tied attribute has no consensus."""
+    if any(a.rejected for a in annotations):
+        return "needs_review"
+    if any(consensus.get(a) is None for a in ATTRIBUTES):
+        return "no_consensus"
+    return "accepted"
+
+
 def empty_consensus() -> dict[str, Any]:
     """The consensus of a task nobody agreed on (or that is not complete yet)."""
     return {**{a: None for a in ATTRIBUTES}, **{k: [] for k in WORD_KINDS}}

@@ -1,0 +1,115 @@
+"""The ML backend's edges without Label Studio: audio fetching (no SSRF, limits) and batch predict."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ml_backend.fetch import AudioSource, FetchError
+from ml_backend.model import BackendConfig, ClescBackend, majority_labels
+from webhooks.settings import PROJECT_ROOT
+
+CLIP = PROJECT_ROOT / "samples" / "clips" / "plain-normal-medium.wav"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    seen_auth: list = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        _Handler.seen_auth.append(self.headers.get("Authorization"))
+        if self.path.startswith("/data/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+            self.end_headers()
+            return
+        body = CLIP.read_bytes() if self.path.startswith("/data/local-files") else b"x" * 5000
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def fake_ls():
+    """A stand-in for LS's file serving (a test double: only the bytes and headers matter here)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_fetches_from_the_ls_host_with_the_token(fake_ls):
+    data = AudioSource(ls_url=fake_ls, token="tok").read("/data/local-files/?d=clips/x.wav")
+    assert data == CLIP.read_bytes() and _Handler.seen_auth[-1] == "Token tok"
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("http://169.254.169.254/latest/meta-data", "refusing"),
+    ("http://10.0.0.1/data/upload/1/a.wav", "refusing"),
+    ("gopher://127.0.0.1/x", "refusing"),
+    ("file:///etc/passwd", "local paths are not allowed"),
+    ("", "no audio URL"),
+])
+def test_hostile_or_odd_urls_are_refused_without_a_request(fake_ls, ref, message):
+    before = len(_Handler.seen_auth)
+    with pytest.raises(FetchError, match=message):
+        AudioSource(ls_url=fake_ls).read(ref)
+    assert len(_Handler.seen_auth) == before
+
+
+def test_redirects_are_not_followed_and_size_is_capped(fake_ls):
+    with pytest.raises(FetchError, match="302"):
+        AudioSource(ls_url=fake_ls).read("/data/redirect")
+    with pytest.raises(FetchError, match="larger than"):
+        AudioSource(ls_url=fake_ls, max_bytes=1024).read("/data/upload/1/big.wav")
+
+
+def test_local_files_stay_under_the_audio_root(tmp_path):
+    source = AudioSource(ls_url=None, audio_root=PROJECT_ROOT / "samples")
+    assert source.read("/data/local-files/?d=clips/plain-normal-medium.wav") == CLIP.read_bytes()
+    for ref in ("/data/local-files/?d=../../etc/passwd", "/etc/passwd", "file:///etc/hostname"):
+        with pytest.raises(FetchError, match="outside the audio root"):
+            source.read(ref)
+
+
+def test_batch_predict_skips_bad_tasks_and_continues(tmp_path):
+    root = tmp_path / "audio"
+    (root / "clips").mkdir(parents=True)
+    shutil.copy(CLIP, root / "clips" / "good.wav")
+    (root / "clips" / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    (root / "clips" / "empty.wav").write_bytes(b"")
+    ClescBackend.config = BackendConfig(model_dir=tmp_path / "models", audio_root=root)
+    try:
+        backend = ClescBackend()
+        tasks = [{"id": i, "project": 1, "data": {"audio": ref}} for i, ref in enumerate([
+            "/data/local-files/?d=clips/good.wav", "/data/local-files/?d=clips/corrupt.wav",
+            "/data/local-files/?d=clips/empty.wav", "http://169.254.169.254/x.wav",
+            "/data/local-files/?d=clips/good.wav"])]
+        predictions = backend.predict(tasks)
+    finally:
+        ClescBackend.config = None
+    assert [bool(p) for p in predictions] == [True, False, False, False, True]
+    first = predictions[0]
+    assert {r["from_name"] for r in first["result"]} == {"pace", "pitch", "volume"}
+    assert first["model_version"].startswith("clesc-acoustic-1/")
+    assert first["result"][0]["meta"]["measures"]
+
+
+def _ann(pace, pitch="medium", volume="medium", cancelled=False):
+    result = [{"from_name": a, "to_name": "audio", "type": "choices", "value": {"choices": [v]}}
+              for a, v in (("pace", pace), ("pitch", pitch), ("volume", volume))]
+    return {"result": result, "was_cancelled": cancelled}
+
+
+def test_majority_labels_need_a_strict_majority():
+    assert majority_labels([_ann("fast"), _ann("fast"), _ann("slow")]) == {"pace": "fast", "pitch": "medium", "volume": "medium"}
+    assert "pace" not in majority_labels([_ann("fast"), _ann("slow"), _ann("normal")])
+    assert "pace" not in majority_labels([_ann("fast"), _ann("fast", cancelled=True), _ann("slow")])
