@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the browser test needs (the annotator's UI in headless Chromium).
 DEB_TEST := chromium
 
-.PHONY: install ls-env test-deps test demo demo-stop clean
+.PHONY: install ls-env vllm-env test-deps test demo demo-stop clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml
 ls-env: install
 	$(VENV)/bin/clesc ls install
 
+# vLLM (CPU build) in its own environment, for the tests' real LLM server with a tiny random Mixtral.
+vllm-env: install
+	$(VENV)/bin/clesc vllm-install
+
 test-deps:
 	@for p in $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -30,7 +34,7 @@ test-deps:
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-test: install ls-env test-deps
+test: install ls-env vllm-env test-deps
 	$(VENV)/bin/python -m pytest
 
 demo: install ls-env
@@ -40,4 +44,4 @@ demo-stop: install
 	$(VENV)/bin/clesc demo --stop
 
 clean:
-	rm -rf $(VENV) .venv-ls .clesc test-artifacts .pytest_cache
+	rm -rf $(VENV) .venv-ls .venv-vllm .clesc test-artifacts .pytest_cache

@@ -22,14 +22,8 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from label_config import LabelRecord, to_result
-from scripts.labelstudio import (
-    Credentials,
-    LabelStudioServer,
-    ensure_venv,
-    port_in_use,
-    running_pid,
-    stop_process_group,
-)
+from scripts.labelstudio import Credentials, LabelStudioServer, ensure_venv
+from scripts.process import port_in_use, running_pid, stop_process_group
 from scripts.pools import POOLS, REVIEW, ensure_ml_backend, import_folder, retrieve_predictions
 from scripts.setup import setup
 from webhooks.settings import Settings
@@ -128,7 +122,7 @@ def stop_detached(settings: Settings, echo: Callable[[str], None] = print) -> bo
     """Stop a demo left running by CLESC_DEMO_DETACH=1 (by the PIDs it recorded)."""
     stop_services(settings, echo=echo)
     pid_path = settings.home / "label-studio" / "label-studio.pid"
-    pid = running_pid(pid_path)
+    pid = running_pid(pid_path, expect="label-studio")
     if pid is None:
         echo("No demo Label Studio is running.")
         return False
@@ -201,7 +195,7 @@ def show_verdicts(client: LabelStudio, settings: Settings, projects: dict[str, i
 def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
     server = local_server(settings, echo)
     started_ls, started_services = False, []
-    if running_pid(server.pid_path):
+    if running_pid(server.pid_path, expect="label-studio"):
         echo(f"Reusing the demo Label Studio already running at {server.url}")
     else:
         echo(f"Starting Label Studio {server.url} (data in {server.data_dir}) ...")

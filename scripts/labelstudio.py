@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from scripts.process import ServerError, ServerProcess
 
 LABEL_STUDIO_VERSION = "1.23.2"
 """The Label Studio release the tests run against; FACTS.md flags were verified on it."""
@@ -25,7 +24,7 @@ LABEL_STUDIO_VERSION = "1.23.2"
 _STAMP = ".clesc-label-studio"
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(ServerError):
     pass
 
 
@@ -46,18 +45,6 @@ def ensure_venv(venv: Path, *, python: str | None = None, echo=print) -> Path:
     )
     stamp.write_text(LABEL_STUDIO_VERSION + "\n")
     return exe
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
 
 
 @dataclass
@@ -81,20 +68,20 @@ class Credentials:
         return creds
 
 
-class LabelStudioServer:
+class LabelStudioServer(ServerProcess):
     """One `label-studio start` process on loopback with its own data dir.
 
     >>> server = LabelStudioServer(exe, data_dir, port, creds, document_root)  # doctest: +SKIP
     >>> server.start(); ...; server.stop()                                      # doctest: +SKIP
     """
 
+    name = "Label Studio"
+    error = LabelStudioError
+
     def __init__(self, exe: Path, data_dir: Path, port: int, credentials: Credentials,
                  document_root: Path, host: str = "127.0.0.1"):
-        self.exe, self.data_dir, self.port, self.credentials = exe, data_dir, port, credentials
-        self.document_root, self.host = document_root, host
-        self.process: subprocess.Popen | None = None
-        self.log_path = data_dir / "label-studio.log"
-        self.pid_path = data_dir / "label-studio.pid"
+        super().__init__(port, data_dir / "label-studio.log", host, pid_path=data_dir / "label-studio.pid")
+        self.exe, self.data_dir, self.credentials, self.document_root = exe, data_dir, credentials, document_root
 
     @property
     def url(self) -> str:
@@ -115,95 +102,19 @@ class LabelStudioServer:
         )
         return env
 
-    def start(self, timeout: float = 240.0) -> None:
-        if port_in_use(self.port, self.host):
-            raise LabelStudioError(f"port {self.port} on {self.host} is already in use; set CLESC_LS_PORT to another port")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
         c = self.credentials
-        cmd = [
+        return [
             str(self.exe), "start", "--no-browser", "--internal-host", self.host, "--port", str(self.port),
             "--username", c.username, "--password", c.password, "--user-token", c.token,
             # Takes effect on the first start of a data dir only (FACTS.md); harmless later.
             "--enable-legacy-api-token",
         ]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            cmd, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        log.close()
-        self.pid_path.write_text(str(self.process.pid))
-        try:
-            self.wait_healthy(timeout)
-        except BaseException:
-            self.stop()
-            raise
 
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise LabelStudioError(
-                    f"Label Studio exited with code {self.process.returncode}; log tail:\n{self.log_tail()}")
-            try:
-                r = requests.get(self.url + "/health", timeout=2)
-                if r.ok and r.json().get("status") == "UP":
-                    return
-            except (requests.RequestException, ValueError):
-                pass
-            time.sleep(0.5)
-        raise LabelStudioError(f"Label Studio not healthy after {timeout:.0f} s; log tail:\n{self.log_tail()}")
+    def healthy(self) -> bool:
+        r = requests.get(self.url + "/health", timeout=2)
+        return r.ok and r.json().get("status") == "UP"
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process is not None:
-            stop_process_group(self.process.pid, timeout)
-            try:
-                self.process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-            self.process = None
-        self.pid_path.unlink(missing_ok=True)
-
-
-def stop_process_group(pid: int, timeout: float = 20.0) -> bool:
-    """SIGTERM the process group led by `pid`, SIGKILL it after `timeout`; True if it was running."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        _reap(pid)
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def running_pid(pid_path: Path, expect: str = "label-studio") -> int | None:
-    """The PID in `pid_path` if that process is alive and its command line contains `expect`."""
-    try:
-        pid = int(pid_path.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, ValueError):
-        return None
-    return pid if expect in cmdline else None
+    def start(self, timeout: float = 240.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().start(timeout)

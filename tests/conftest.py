@@ -15,7 +15,8 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from scripts.pools import POOLS, ensure_pools, import_folder
-from scripts.labelstudio import Credentials, LabelStudioServer, ensure_venv, free_port
+from scripts.labelstudio import Credentials, LabelStudioServer, ensure_venv
+from scripts.process import free_port
 from webhooks.settings import PROJECT_ROOT, Settings
 
 SAMPLES = PROJECT_ROOT / "samples" / "clips"

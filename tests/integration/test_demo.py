@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from label_studio_sdk import LabelStudio
 
-from scripts.labelstudio import free_port, port_in_use
+from scripts.process import free_port, port_in_use
 from webhooks.settings import PROJECT_ROOT
 
 CLESC = str(PROJECT_ROOT / ".venv" / "bin" / "clesc")

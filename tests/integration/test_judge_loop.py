@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from label_config import LabelRecord, to_result
-from scripts.labelstudio import free_port, stop_process_group
+from scripts.process import free_port, stop_process_group
 from scripts.setup import setup
 from tests.conftest import task_for_clip
 from webhooks.app import SECRET_HEADER

@@ -8,7 +8,7 @@ import pytest
 import requests
 from label_studio_sdk.core.api_error import ApiError
 
-from label_config import LabelRecord, labeling_config, parse_annotation, review_config, to_result
+from label_config import LabelRecord, labeling_config, parse_annotation, to_result
 from label_config.schema import ATTRIBUTES
 from scripts.pools import POOLS, REVIEW, ensure_pools, import_folder
 from tests.conftest import task_for_clip

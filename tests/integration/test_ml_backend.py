@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from label_config import LabelRecord, labeling_config, to_result
-from scripts.labelstudio import free_port
+from scripts.process import free_port
 from scripts.pools import ensure_project, import_folder
 from tests.integration.test_judge_loop import Proc, wait_for
 from webhooks.settings import PROJECT_ROOT

@@ -77,7 +77,7 @@ def annotations(third=LabelRecord("fast", "high", "loud", emotion=("calm", "agit
 
 def good_answer(ids=(10, 11, 12), verdicts=("accept", "accept", "accept"), emotion=("happy",)):
     return {"consensus": {"pace": "fast", "pitch": "high", "volume": "loud", "emotion": list(emotion), "voice": []},
-            "annotations": [{"annotation_id": i, "verdict": v, "reasons": []} for i, v in zip(ids, verdicts)]}
+            "annotations": {str(i): {"verdict": v, "reasons": []} for i, v in zip(ids, verdicts)}}
 
 
 def test_request_shape_no_system_role_schema_and_data_as_json(stand_in):
@@ -173,8 +173,8 @@ def test_schema_enums_come_from_the_task_and_the_pool():
 
     tax = load_taxonomy()
     s = verdict_schema(tax, [3, 4, 5])
-    item = s["properties"]["annotations"]["items"]["properties"]
-    assert item["annotation_id"]["enum"] == [3, 4, 5]
+    assert s["properties"]["annotations"]["required"] == ["3", "4", "5"]
+    assert s["properties"]["annotations"]["additionalProperties"] is False
     assert len(s["properties"]["consensus"]["properties"]["emotion"]["items"]["enum"]) == len(tax.words_of("emotion"))
     assert "uniqueItems" not in json.dumps(s)
 

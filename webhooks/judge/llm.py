@@ -38,7 +38,7 @@ from webhooks.judge.verdict import (
 
 LLM_VERSION = "llm-1"
 HARD_CODES = ("invalid_label", "contradiction", "inconsistent_with_choices")
-DETAIL_MAX = 160
+DETAIL_MAX = 120  # xgrammar (vLLM 0.32) fails to compile a pattern repeat above ~128
 log = logging.getLogger("clesc.llm")
 
 
@@ -93,16 +93,18 @@ def verdict_schema(taxonomy: Taxonomy, annotation_ids: Sequence[int]) -> dict[st
               # pattern keeps raw control characters (which it would otherwise allow) out of the string.
               "properties": {"code": {"enum": list(REASON_CODES)},
                              "detail": {"type": "string", "pattern": f'^[^\\x00-\\x1f"\\\\]{{0,{DETAIL_MAX}}}$'}}}
-    annotation = {"type": "object", "additionalProperties": False, "required": ["annotation_id", "verdict", "reasons"],
-                  "properties": {"annotation_id": {"enum": list(annotation_ids)},
-                                 "verdict": {"enum": list(ANNOTATION_VERDICTS)},
+    annotation = {"type": "object", "additionalProperties": False, "required": ["verdict", "reasons"],
+                  "properties": {"verdict": {"enum": list(ANNOTATION_VERDICTS)},
                                  "reasons": {"type": "array", "maxItems": 6, "items": reason}}}
-    n = len(annotation_ids)
+    # One verdict per annotation by construction: an object keyed by the task's annotation ids
+    # (an array with an id enum lets a weak model repeat one id, and uniqueItems is refused by vLLM).
+    keys = [str(i) for i in annotation_ids]
     return {"type": "object", "additionalProperties": False, "required": ["consensus", "annotations"],
             "properties": {
                 "consensus": {"type": "object", "additionalProperties": False, "required": list(consensus),
                               "properties": consensus},
-                "annotations": {"type": "array", "minItems": n, "maxItems": n, "items": annotation}}}
+                "annotations": {"type": "object", "additionalProperties": False, "required": keys,
+                                "properties": {k: annotation for k in keys}}}}
 
 
 def instructions(taxonomy: Taxonomy) -> str:
@@ -249,7 +251,7 @@ class LLMJudge:
         except ValueError as e:
             raise InvalidAnswer(f"not JSON ({e})") from None
         if not isinstance(answer, dict) or not isinstance(answer.get("consensus"), dict) \
-                or not isinstance(answer.get("annotations"), list):
+                or not isinstance(answer.get("annotations"), dict):
             raise InvalidAnswer("missing consensus or annotations")
         consensus = answer["consensus"]
         for a in ATTRIBUTES:
@@ -264,9 +266,11 @@ class LLMJudge:
                 raise InvalidAnswer(f"consensus {kind} words outside the pool: {outside[:5]}")
             consensus[kind] = list(dict.fromkeys(words))
         seen = {}
-        for item in answer["annotations"]:
-            if not isinstance(item, dict) or item.get("annotation_id") not in ids:
-                raise InvalidAnswer(f"unknown annotation id {item.get('annotation_id') if isinstance(item, dict) else item!r}")
+        by_key = {str(i): i for i in ids}
+        for key, item in answer["annotations"].items():
+            if key not in by_key or not isinstance(item, dict):
+                raise InvalidAnswer(f"unknown annotation id {key!r}")
+            item = {**item, "annotation_id": by_key[key]}
             if item.get("verdict") not in ANNOTATION_VERDICTS:
                 raise InvalidAnswer(f"verdict {item.get('verdict')!r}")
             reasons = item.get("reasons") or []
