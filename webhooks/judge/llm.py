@@ -56,7 +56,7 @@ class LLMConfig:
     invalid_retries: int = 2  # answers that parse but break the contract are asked again
     concurrency: int = 8
     fallback: str = "rules"  # rules | pending
-    max_tokens: int = 700
+    max_tokens: int = 1200  # a full answer (3 annotations x 6 reasons x 120 chars) fits
     breaker_failures: int = 5
     breaker_reset_s: float = 30.0
 
