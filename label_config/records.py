@@ -27,7 +27,7 @@ from label_config.schema import ATTRIBUTES, AUDIO, OTHER, WORD_KINDS
 from label_config.taxonomy import Taxonomy, load_taxonomy
 
 _RESULT_TYPES = {**{a: "choices" for a in ATTRIBUTES}, **{k: "taxonomy" for k in WORD_KINDS}, OTHER: "textarea"}
-_SPLIT_OTHER = re.compile(r"[,;\n]+")
+SPLIT_WORDS = re.compile(r"[,;\n]+")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def parse_annotation(annotation: Mapping[str, Any], taxonomy: Taxonomy | None = 
                 problems.append(Problem(OTHER, texts, "text must be a list of strings"))
                 continue
             for text in texts:
-                for w in _SPLIT_OTHER.split(text):
+                for w in SPLIT_WORDS.split(text):
                     w = " ".join(w.split()).lower()
                     if w and w not in other:
                         other.append(w)
