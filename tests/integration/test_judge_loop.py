@@ -280,3 +280,33 @@ def test_no_secret_reaches_store_logs_or_exports(ls, service, tmp_path):
         assert secret not in dump
         assert secret not in logs
         assert secret not in out.read_text()
+
+
+def test_llm_failure_leaves_events_pending_and_stores_nothing(ls, clips_dir, tmp_path):
+    """CLESC_JUDGE=llm with CLESC_LLM_FALLBACK=pending and no LLM server: the job fails, nothing is lost."""
+    from label_config import labeling_config
+    from scripts.pools import ensure_project, import_folder
+    from webhooks.judge.llm import LLMUnavailable
+    from webhooks.loop import JudgeLoop
+
+    project = ensure_project(ls, "LLM pending test", label_config=labeling_config(), overlap=3,
+                             description="test").id
+    try:
+        import_folder(ls, project, clips_dir)
+        task = task_for_clip(ls, project, "plain-normal-medium.wav")
+        annotate_three(ls, task.id)
+        settings = Settings.from_env({"CLESC_HOME": str(tmp_path), "CLESC_JUDGE": "llm",
+                                      "CLESC_LLM_URL": f"http://127.0.0.1:{free_port()}/v1",
+                                      "CLESC_LLM_FALLBACK": "pending", "CLESC_LLM_TIMEOUT_S": "2"})
+        store = Store(settings.database_url)
+        store.set_projects([(project, "crowd", "LLM pending test")])
+        store.add_event(delivery_key="k1", source="webhook", action="ANNOTATION_CREATED", project_id=project,
+                        task_id=task.id, annotation={"id": 1})
+        loop = JudgeLoop(settings, store, ls)
+        with pytest.raises(LLMUnavailable):
+            loop.judge_task(project, task.id)
+        assert store.pending_event_ids(project, task.id)  # the worker retries it; the sweep re-enqueues it
+        assert store.verdict(project, task.id) is None
+        assert clesc_meta(ls, task.id) is None and our_predictions(ls, task.id) == []
+    finally:
+        ls.projects.delete(project)
