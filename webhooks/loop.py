@@ -113,7 +113,7 @@ class JudgeLoop:
         prediction_id = previous["prediction_id"] if previous else None
         if not same:
             if previous is not None or verdict.status != "incomplete":  # a first incomplete one has nothing to show
-                prediction_id = self._write_back(project_id, task_id, verdict, versions, prediction_id)
+                prediction_id = self._write_back(project_id, task_id, verdict, versions, prediction_id, live)
             self.store.save_verdict(project_id, task_id, verdict.to_json(), versions, prediction_id)
         self.store.finish_events(event_ids)
         log.info("task %d: %s (rejected %s)%s", task_id, verdict.status, list(verdict.rejected_ids),
@@ -121,7 +121,7 @@ class JudgeLoop:
         return verdict
 
     def _write_back(self, project_id: int, task_id: int, verdict: TaskVerdict, versions: dict[int, str],
-                    prediction_id: int | None) -> int | None:
+                    prediction_id: int | None, annotations: list[dict[str, Any]]) -> int | None:
         prediction_id = self._write_prediction(task_id, verdict, prediction_id)
         task = with_backoff(self.ls.tasks.get, task_id)
         meta = dict(task.meta or {})
@@ -139,7 +139,8 @@ class JudgeLoop:
                 if self.settings.apply_rejections == "auto":
                     self._reject_annotation(av.annotation_id)
                 else:
-                    self._ensure_review_task(key, project_id, task, av, verdict)
+                    annotation = next((a for a in annotations if a["id"] == av.annotation_id), {})
+                    self._ensure_review_task(key, project_id, task, av, verdict, annotation)
         return prediction_id
 
     def _write_prediction(self, task_id: int, verdict: TaskVerdict, prediction_id: int | None) -> int | None:
@@ -160,7 +161,8 @@ class JudgeLoop:
         return with_backoff(self.ls.predictions.create, task=task_id, result=result,
                             model_version=self.model_version, score=score).id
 
-    def _ensure_review_task(self, key: str, project_id: int, task, av, verdict: TaskVerdict) -> None:
+    def _ensure_review_task(self, key: str, project_id: int, task, av, verdict: TaskVerdict,
+                            annotation: dict[str, Any]) -> None:
         if self.store.review(key) is not None:
             return
         review_project = self._review_project()
@@ -171,13 +173,13 @@ class JudgeLoop:
                          if (t.data or {}).get("review_key") == key), None)
         if existing is None:
             existing = with_backoff(self.ls.tasks.create, project=review_project,
-                                    data=self._review_data(key, project_id, task, av, verdict))
+                                    data=self._review_data(key, project_id, task, av, verdict, annotation))
         self.store.add_review(key, existing.id, project_id, task.id, av.annotation_id)
 
-    def _review_data(self, key: str, project_id: int, task, av, verdict: TaskVerdict) -> dict[str, Any]:
-        ann = next((a for a in _dicts(with_backoff(self.ls.annotations.list, id=task.id)) if a["id"] == av.annotation_id), {})
+    def _review_data(self, key: str, project_id: int, task, av, verdict: TaskVerdict,
+                     annotation: dict[str, Any]) -> dict[str, Any]:
         labels = {}
-        for r in ann.get("result") or []:
+        for r in annotation.get("result") or []:
             value = r.get("value") or {}
             if "choices" in value:
                 labels[r.get("from_name")] = ", ".join(value["choices"])
