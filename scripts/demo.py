@@ -24,7 +24,7 @@ from label_studio_sdk import LabelStudio
 from label_config import LabelRecord, to_result
 from scripts.labelstudio import Credentials, LabelStudioServer, ensure_venv
 from scripts.process import port_in_use, running_pid, stop_process_group
-from scripts.pools import POOLS, REVIEW, ensure_ml_backend, import_folder, retrieve_predictions
+from scripts.pools import POOLS, REVIEW, ensure_ml_backend, ensure_user, import_folder, retrieve_predictions
 from scripts.setup import setup
 from webhooks.settings import Settings
 
@@ -140,19 +140,12 @@ def _manifest(settings: Settings) -> dict[str, dict[str, str]]:
         return {Path(row["file"]).stem: row for row in csv.DictReader(f)}
 
 
-def _user(client: LabelStudio, email: str) -> int:
-    for u in client.users.list():
-        if u.email == email:
-            return u.id
-    return client.users.create(username=email.split("@")[0], email=email).id
-
-
 def annotate_samples(client: LabelStudio, settings: Settings, projects: dict[str, int],
                      echo: Callable[[str], None]) -> int:
     """Three annotators per clip and pool label through the API; one crowd label set contradicts itself."""
     manifest, created = _manifest(settings), 0
     for pool in POOLS:
-        users = [_user(client, f"{pool.lower()}{n}@example.com") for n in range(1, settings.overlap + 1)]
+        users = [ensure_user(client, f"{pool.lower()}{n}@example.com") for n in range(1, settings.overlap + 1)]
         for i, task in enumerate(client.tasks.list(project=projects[pool], page_size=100)):
             clip = Path(task.data.get("audio", "")).stem
             truth = manifest.get(clip)

@@ -16,7 +16,8 @@ from label_config.render import project_description, review_config
 
 POOLS = ("Expert", "Crowd")
 REVIEW = "Review"
-AUDIO_FILES = r".*\.(wav|flac|ogg|mp3)$"
+AUDIO_SUFFIXES = ("wav", "flac", "ogg", "mp3")
+AUDIO_FILES = rf".*\.({'|'.join(AUDIO_SUFFIXES)})$"
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def import_folder(client: LabelStudio, project_id: int, folder: Path, *, timeout
             title=f"clips: {folder.name}",
         )
     client.import_storage.local.sync(id=storage.id)
-    expected = sum(1 for f in folder.iterdir() if f.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"})
+    expected = sum(1 for f in folder.iterdir() if f.suffix.lower().lstrip(".") in AUDIO_SUFFIXES)
     deadline = time.monotonic() + timeout
     while True:
         status = client.import_storage.local.get(id=storage.id)
@@ -127,3 +128,11 @@ def retrieve_predictions(client: LabelStudio, project_id: int) -> None:
     """The data manager's "Retrieve predictions" on every task: LS asks the connected ML backend."""
     client.actions.create(id="retrieve_tasks_predictions", project=project_id,
                           selected_items={"all": True, "excluded": []})
+
+
+def ensure_user(client: LabelStudio, email: str) -> int:
+    """The id of the LS user with this e-mail, created (without a password) if there is none."""
+    for u in client.users.list():
+        if u.email == email:
+            return u.id
+    return client.users.create(username=email.split("@")[0], email=email).id

@@ -15,6 +15,7 @@ import requests
 
 from label_config import LabelRecord, to_result
 from scripts.process import free_port, stop_process_group
+from scripts.pools import ensure_user
 from scripts.setup import setup
 from tests.conftest import task_for_clip
 from webhooks.app import SECRET_HEADER
@@ -92,11 +93,7 @@ def _healthy(url: str) -> bool:
 
 
 def _user(ls, n: int) -> int:
-    email = f"annotator{n}@example.com"
-    for u in ls.users.list():
-        if u.email == email:
-            return u.id
-    return ls.users.create(username=f"annotator{n}", email=email).id
+    return ensure_user(ls, f"annotator{n}@example.com")
 
 
 AGREEING = LabelRecord("fast", "high", "loud", emotion=("excited", "happy"))

@@ -10,7 +10,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from label_config import LabelRecord, labeling_config, parse_annotation, to_result
 from label_config.schema import ATTRIBUTES
-from scripts.pools import POOLS, REVIEW, ensure_pools, import_folder
+from scripts.pools import POOLS, REVIEW, ensure_pools, ensure_user, import_folder
 from tests.conftest import task_for_clip
 
 
@@ -54,12 +54,8 @@ def test_local_storage_import_is_served_back(ls, ls_server, pools, clips_dir):
     assert hashlib.sha256(r.content).digest() == hashlib.sha256((clips_dir / "plain-normal-medium.wav").read_bytes()).digest()
 
 
-def _user(ls, n):
-    email = f"annotator{n}@example.com"
-    for u in ls.users.list():
-        if u.email == email:
-            return u.id
-    return ls.users.create(username=f"annotator{n}", email=email, first_name="Annotator", last_name=str(n)).id
+def _user(ls, n: int) -> int:
+    return ensure_user(ls, f"annotator{n}@example.com")
 
 
 def test_three_annotators_labels_read_back_and_parsed(ls, pools, clips_dir):
