@@ -16,7 +16,7 @@ LS_ML := label-studio-ml==1.0.9
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,ml]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,ml,report]'
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(LS_ML)
 	touch $@
 

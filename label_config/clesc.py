@@ -48,6 +48,13 @@ WORKER_ID = "worker_id"
 CELL_KEYS: tuple[str, ...] = ("pace", "pitch", "voice", "volume", "emotion", WORKER_ID)
 """The keys of a cell's dict, in CLESC's order (the schema's attributes and word kinds, plus the worker)."""
 
+VALUE_ALIASES: dict[str, dict[str, str]] = {
+    "pace": {"medium": "normal", "moderate": "normal", "average": "normal"},
+    "pitch": {"normal": "medium", "mid": "medium", "middle": "medium", "average": "medium"},
+    "volume": {"normal": "medium", "moderate": "medium", "average": "medium"},
+}
+"""Other spellings of the middle value seen in free-form datasets -> the schema's value (the same meaning)."""
+
 Matcher = Callable[[str], "str | None"]
 """A word -> pool word hook, asked about words the built-in matching does not find; None: no match."""
 
@@ -142,7 +149,7 @@ def parse_cell(text: str, taxonomy: Taxonomy | None = None, matcher: Matcher | N
     """Parse one CLESC annotation cell into a CellRecord.
 
     pace, pitch and volume must be values of the schema (label_config.schema.ATTRIBUTES),
-    in any case. `emotion` and `voice` are split on commas (and ';' or newlines); each word is
+    in any case, or a spelling of the middle value in VALUE_ALIASES ('normal' pitch = 'medium'). `emotion` and `voice` are split on commas (and ';' or newlines); each word is
     matched by `PoolMatcher` (with `matcher` as its fallback) and lands under the kind of the
     pool word it matched, whichever field it was written in; a word matching nothing goes to
     `other`. Repeated words count once. `worker_id` must be a non-empty string (an int is taken
@@ -175,6 +182,7 @@ def parse_cell(text: str, taxonomy: Taxonomy | None = None, matcher: Matcher | N
     for attr, spec in ATTRIBUTES.items():
         value = data[attr]
         chosen = value.strip().lower() if isinstance(value, str) else None
+        chosen = VALUE_ALIASES.get(attr, {}).get(chosen, chosen)
         if chosen not in spec.values:
             raise CellError(f"CLESC cell: {attr} {value!r} is not one of {', '.join(spec.values)} in {_show(text)}")
         categorical[attr] = chosen

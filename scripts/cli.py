@@ -288,6 +288,219 @@ def samples(
         typer.echo(path)
 
 
+# --- expert and crowd side by side: import, sync, report, export -----------------------------
+
+ExpertExport = Annotated[Optional[Path], typer.Option(
+    "--expert-export", help="The Expert project's standard LS JSON export (with --crowd-export) instead of a live LS.",
+    exists=True, dir_okay=False)]
+CrowdExport = Annotated[Optional[Path], typer.Option(
+    "--crowd-export", help="The Crowd project's standard LS JSON export.", exists=True, dir_okay=False)]
+ClescFile = Annotated[Optional[Path], typer.Option(
+    "--clesc", help="A CLESC parquet/CSV file instead of a live LS.", exists=True, dir_okay=False)]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _pool_projects(client, settings) -> dict[str, int]:
+    """The Expert and Crowd project ids: CLESC_EXPERT_PROJECT / CLESC_CROWD_PROJECT, an id or a title."""
+    from scripts.pools import find_project
+
+    found = {}
+    for pool, ref in settings.pool_projects.items():
+        if ref.isdigit():
+            found[pool] = int(ref) if any(p.id == int(ref) for p in client.projects.list(page_size=100)) else None
+        else:
+            found[pool] = find_project(client, ref)
+    missing = [f"{pool} project {settings.pool_projects[pool]!r}" for pool, pid in found.items() if pid is None]
+    if missing:
+        raise _fail(f"no {' and no '.join(missing)} in Label Studio (CLESC_EXPERT_PROJECT, CLESC_CROWD_PROJECT); "
+                    "run `clesc setup` first")
+    return found
+
+
+def _matcher(embeddings: bool, threshold: float):
+    if not embeddings:
+        return None
+    from scripts.embeddings import EmbeddingMatcher
+
+    return EmbeddingMatcher(load_taxonomy(), threshold=threshold)
+
+
+def _dataset(expert_export, crowd_export, clesc, *, embeddings: bool = True, threshold: float = 0.7):
+    """The Dataset from exports, a CLESC file, or the live LS of the settings."""
+    from scripts import dataset
+
+    try:
+        if clesc is not None:
+            if expert_export or crowd_export:
+                raise _fail("give either --clesc or --expert-export/--crowd-export, not both")
+            return dataset.from_clesc(clesc, matcher=_matcher(embeddings, threshold))
+        if expert_export or crowd_export:
+            if not (expert_export and crowd_export):
+                raise _fail("--expert-export and --crowd-export go together")
+            return dataset.from_exports(expert_export, crowd_export)
+        settings = _settings()
+        client = settings.ls_client()
+        return dataset.from_label_studio(client, _pool_projects(client, settings), source=f"Label Studio {settings.ls_url}")
+    except ValueError as e:
+        raise _fail(str(e)) from None
+
+
+def _show_errors(errors, limit: int = 20) -> None:
+    for e in errors[:limit]:
+        typer.echo(f"  {e}", err=True)
+    if len(errors) > limit:
+        typer.echo(f"  ... and {len(errors) - limit} more", err=True)
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="A folder of audio files (under LS's local-files root), a CSV/JSONL "
+                                                "manifest of audio URLs, or a CLESC parquet/CSV file.")],
+    pool: Annotated[str, typer.Option(help="Import into: both, expert or crowd.")] = "both",
+    embeddings: Annotated[bool, typer.Option(help="Match CLESC words outside the pool by sentence embeddings.")] = True,
+    threshold: Annotated[float, typer.Option(help="Cosine similarity a CLESC word needs to match a pool word "
+                                                  "(0.7: no unrelated word matched in our trials, see scripts/embeddings.py).")] = 0.7,
+) -> None:
+    """Import clips into the Expert and Crowd projects, one linked task per pool (re-runs add nothing twice).
+
+    A CLESC file's annotations become LS annotations by users `<worker_id>@clesc.invalid`; its free-text
+    words are matched to the pool (exact, normalised, spelling variant, then nearest by embedding), and
+    what matches nothing is kept in `other`. Bad rows or cells are listed; the rest is imported.
+    """
+    from rich.progress import Progress
+
+    from scripts.dataset import POOLS
+    from scripts.importer import ensure_local_storage, import_dataset, read_source
+
+    if pool not in ("both", *POOLS):
+        raise _fail(f"--pool must be both, expert or crowd, got {pool!r}")
+    settings = _settings()
+    try:
+        ds = read_source(source, document_root=settings.ls_document_root, matcher=_matcher(embeddings, threshold))
+        client = settings.ls_client()
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    projects = _pool_projects(client, settings)
+    if source.is_dir():
+        for pid in projects.values():
+            ensure_local_storage(client, pid, source)
+    with Progress(transient=True) as progress:
+        bars: dict[str, int] = {}
+
+        def step(pool_name: str, done: int, total: int) -> None:
+            if pool_name not in bars:
+                bars[pool_name] = progress.add_task(f"importing into {pool_name}", total=total)
+            progress.update(bars[pool_name], completed=done)
+
+        report = import_dataset(client, projects, ds, pools=POOLS if pool == "both" else (pool,), progress=step)
+    typer.echo(report.summary())
+    _show_errors(report.errors)
+
+
+@app.command()
+def sync(
+    full: Annotated[bool, typer.Option("--full", help="Read every task, not only those changed since the last sync.")] = False,
+    reference: Annotated[Optional[bool], typer.Option(
+        "--reference/--no-reference",
+        help="Write the Expert consensus as a prediction in the Crowd task (default: CLESC_SYNC_REFERENCE_PREDICTION).")] = None,
+) -> None:
+    """Keep the Expert and Crowd projects in step: same clips, linked tasks, each other's status and consensus in meta.
+
+    Incremental (tasks changed since the last finished sync) and safe to interrupt and re-run.
+    """
+    from rich.progress import Progress
+
+    from scripts.sync import sync as run_sync
+    from webhooks.store import Store
+
+    settings = _settings()
+    try:
+        client = settings.ls_client()
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    projects = _pool_projects(client, settings)
+    with Progress(transient=True) as progress:
+        bars: dict[str, int] = {}
+
+        def step(stage: str, n: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=None)
+            progress.advance(bars[stage], n)
+
+        report = run_sync(client, projects, Store(settings.database_url), full=full, progress=step,
+                          reference_prediction=settings.sync_reference_prediction if reference is None else reference)
+    typer.echo(report.summary())
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.json, report.html and the PNGs.")],
+    expert_export: ExpertExport = None,
+    crowd_export: CrowdExport = None,
+    clesc: ClescFile = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.", min=0)] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed (bootstrap, similarity sample).")] = 0,
+    embeddings: Annotated[bool, typer.Option(help="Semantic similarity of the pools' descriptions (all-MiniLM-L6-v2).")] = True,
+    similarity_sample: Annotated[int, typer.Option(help="Clips sampled for the semantic similarity.", min=10)] = 2000,
+) -> None:
+    """Compare the Expert and Crowd pools: agreement, consensus, vocabulary, cost and time, judge outcomes, workers.
+
+    Reads the live LS (CLESC_LS_URL, CLESC_LS_TOKEN), two LS JSON exports, or a CLESC file. Where the data
+    carries no judge verdicts (a CLESC file, exports of unjudged projects) the rules judge is run on it.
+    """
+    import time
+
+    from scripts.dataset import with_rules_verdicts
+    from scripts.report import Rate, build_report
+    from scripts.report_render import write_report
+
+    settings = _settings()
+    ds = _dataset(expert_export, crowd_export, clesc, embeddings=embeddings)
+    started = time.monotonic()
+    similarity = None
+    if embeddings:
+        from functools import partial
+
+        from scripts.embeddings import pool_similarity
+
+        similarity = partial(pool_similarity, sample=similarity_sample, seed=seed)
+    rates = {pool: Rate(currency=settings.currency, **rate) for pool, rate in settings.rates.items()}
+    figures = build_report(with_rules_verdicts(ds), rates=rates, bootstrap=bootstrap, seed=seed,
+                           similarity=similarity, progress=lambda msg: typer.echo(f"  {msg}", err=True))
+    paths = write_report(figures, out)
+    typer.echo(f"{figures['clips']} clips, expert {figures['expert']['annotations']} and crowd "
+               f"{figures['crowd']['annotations']} annotations -> {out} ({len(paths)} files, {time.monotonic() - started:.1f} s)")
+    if ds.errors:
+        typer.echo(f"{len(ds.errors)} parts of the input could not be read (listed in report.json):", err=True)
+        _show_errors(ds.errors)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="The file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="clesc (CSV), parquet (CLESC columns) or jsonl (ours, richer).")] = "clesc",
+    include_rejected: Annotated[bool, typer.Option("--all", help="Also the annotations the judge rejected.")] = False,
+    expert_export: ExpertExport = None,
+    crowd_export: CrowdExport = None,
+    clesc: ClescFile = None,
+) -> None:
+    """Export both pools' labels per clip: CLESC columns and cell format, or JSONL with consensus, verdicts, measures."""
+    from scripts.export import FORMATS, write
+
+    if fmt not in FORMATS:
+        raise _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    ds = _dataset(expert_export, crowd_export, clesc, embeddings=False)
+    result = write(ds, fmt, out, include_rejected=include_rejected)
+    typer.echo(f"{result.summary()} -> {out}")
+    if ds.errors:
+        typer.echo(f"{len(ds.errors)} parts of the input could not be read:", err=True)
+        _show_errors(ds.errors)
+
+
 def main() -> None:
     app(prog_name="clesc")
 

@@ -127,6 +127,7 @@ class JudgeLoop:
         meta = dict(task.meta or {})
         meta["clesc"] = {
             "status": verdict.status,
+            "consensus": verdict.to_json()["consensus"],
             "rejected": list(verdict.rejected_ids),
             "reasons": {str(a.annotation_id): [r.to_json() for r in a.reasons]
                         for a in verdict.annotations if a.reasons},

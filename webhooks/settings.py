@@ -61,6 +61,11 @@ class Settings:
     llm_concurrency: int
     llm_fallback: str
     vllm_venv: Path
+    ls_document_root: Path | None = None
+    sync_reference_prediction: bool = False
+    rates: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    currency: str = "USD"
+    pool_projects: dict[str, str] = field(default_factory=lambda: {"expert": "Expert", "crowd": "Crowd"})
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -79,6 +84,18 @@ class Settings:
                 raise ValueError(f"{name} must be an integer, got {raw!r}") from None
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
+            return value
+
+        def number(name: str, default: float | None) -> float | None:
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {raw!r}") from None
+            if value < 0 or value != value:
+                raise ValueError(f"{name} must be >= 0, got {raw!r}")
             return value
 
         def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -130,6 +147,16 @@ class Settings:
             llm_concurrency=integer("CLESC_LLM_CONCURRENCY", 8, 1),
             llm_fallback=choice("CLESC_LLM_FALLBACK", "rules", ("rules", "pending")),
             vllm_venv=path("CLESC_VLLM_VENV", PROJECT_ROOT / ".venv-vllm"),
+            ls_document_root=path("CLESC_LS_DOCUMENT_ROOT", Path("/nonexistent")) if env.get("CLESC_LS_DOCUMENT_ROOT") else None,
+            sync_reference_prediction=_flag(env.get("CLESC_SYNC_REFERENCE_PREDICTION")),
+            rates={
+                pool: {"per_hour": number(f"CLESC_RATE_{pool.upper()}_PER_HOUR", per_hour),
+                       "per_annotation": number(f"CLESC_RATE_{pool.upper()}_PER_ANNOTATION", None)}
+                for pool, per_hour in (("expert", 30.0), ("crowd", 10.0))
+            },
+            currency=(env.get("CLESC_CURRENCY") or "USD").strip(),
+            pool_projects={pool: (env.get(f"CLESC_{pool.upper()}_PROJECT") or pool.capitalize()).strip()
+                           for pool in ("expert", "crowd")},
         )
 
     def ls_client(self):

@@ -1,4 +1,4 @@
-"""The durable store: webhook events, annotation versions seen, verdicts, review tasks, pool projects.
+"""The durable store: webhook events, annotation versions seen, verdicts, review tasks, pool projects, syncs.
 
 SQLAlchemy Core on SQLite (a file, embedded) or PostgreSQL (by URL). Nothing here holds a secret:
 events keep an allow-listed copy of the annotation, never the project object LS sends.
@@ -91,6 +91,13 @@ reviews = Table(
     Column("decided_at", DateTime(timezone=True)),
     Column("applied", Boolean, nullable=False, default=False),
     UniqueConstraint("project_id", "annotation_id", "review_key"),
+)
+
+sync_runs = Table(
+    "sync_runs", metadata,
+    Column("expert_project", Integer, primary_key=True, autoincrement=False),
+    Column("crowd_project", Integer, primary_key=True, autoincrement=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),  # of the last sync that finished
 )
 
 
@@ -242,6 +249,23 @@ class Store:
     def all_reviews(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(select(reviews))]
+
+    # expert/crowd sync
+    def last_sync(self, expert_project: int, crowd_project: int) -> datetime | None:
+        """When the last finished sync of this project pair started (UTC), or None."""
+        with self.engine.connect() as c:
+            row = c.execute(select(sync_runs.c.started_at).where(
+                sync_runs.c.expert_project == expert_project, sync_runs.c.crowd_project == crowd_project)).first()
+        if row is None:
+            return None
+        return row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=UTC)
+
+    def record_sync(self, expert_project: int, crowd_project: int, started_at: datetime) -> None:
+        with self.engine.begin() as c:
+            c.execute(sync_runs.delete().where(
+                sync_runs.c.expert_project == expert_project, sync_runs.c.crowd_project == crowd_project))
+            c.execute(insert(sync_runs).values(expert_project=expert_project, crowd_project=crowd_project,
+                                               started_at=started_at))
 
     def dump_text(self) -> str:
         """Every row of every table as text (tests grep it for secrets)."""

@@ -123,8 +123,8 @@ def test_pool_matcher_direct():
     ("['fast', 'low']", "expected a dict, got list"),
     ("{'pace': 'fast', 'pitch': 'low'}", "missing key(s) voice, volume, emotion, worker_id"),
     (cell(mood="sad"), "unknown key(s) 'mood'"),
-    (cell(pace="medium"), "pace 'medium' is not one of slow, normal, fast, variable"),
-    (cell(pitch="normal"), "pitch 'normal' is not one of low, medium, high, variable"),
+    (cell(pace="brisk"), "pace 'brisk' is not one of slow, normal, fast, variable"),
+    (cell(pitch="squeaky"), "pitch 'squeaky' is not one of low, medium, high, variable"),
     (cell(volume=3), "volume 3 is not one of quiet, medium, loud, variable"),
     (cell(emotion=["sad"]), "emotion must be comma-separated text, got list"),
     (cell(worker_id=" "), "worker_id must be a non-empty string"),
@@ -182,3 +182,8 @@ def test_round_trip_format_then_parse_gives_the_same_record(pace, pitch, volume,
     back = parse_cell(format_cell(rec, worker), TAX)
     assert back == CellRecord(worker, pace, pitch, volume, emotion, voice, other)
     assert to_label_record(back) == rec
+
+
+def test_middle_value_spellings_map_to_the_schema_value():
+    parsed = parse_cell(cell(pace="Medium", pitch="normal", volume="NORMAL"))
+    assert (parsed.pace, parsed.pitch, parsed.volume) == ("normal", "medium", "medium")
