@@ -185,6 +185,33 @@ def show_verdicts(client: LabelStudio, settings: Settings, projects: dict[str, i
         echo(f"  annotation {t.data.get('annotation_id')}: {t.data.get('reasons')}")
 
 
+def sync_and_report(client: LabelStudio, settings: Settings, projects: dict[str, int],
+                    echo: Callable[[str], None]) -> Path:
+    """`clesc sync` (with the expert reference) and `clesc report` on the demo's pools; the report's folder."""
+    from scripts.dataset import from_label_studio, with_rules_verdicts
+    from scripts.embeddings import pool_similarity
+    from scripts.report import Rate, build_report
+    from scripts.report_render import write_report
+    from scripts.sync import sync
+    from webhooks.store import Store
+
+    pools = {pool.lower(): projects[pool] for pool in POOLS}
+    echo("\nSync: " + sync(client, pools, Store(settings.database_url), reference_prediction=True).summary())
+    ds = with_rules_verdicts(from_label_studio(client, pools, source=f"Label Studio {settings.ls_url}"))
+    rates = {pool: Rate(currency=settings.currency, **rate) for pool, rate in settings.rates.items()}
+    figures = build_report(ds, rates=rates, similarity=pool_similarity)
+    out = settings.home / "report"
+    write_report(figures, out)
+    for pool in ("expert", "crowd"):
+        f = figures[pool]
+        agreement = ", ".join(f"{a} {f['agreement'][a]['percent_majority']:.0f}% majority"
+                              for a in ("pace", "pitch", "volume") if f["agreement"][a]["percent_majority"] is not None)
+        echo(f"  {pool:6s} {f['annotations']} annotations; {agreement}; "
+             f"{f['vocabulary']['distinct_words']} distinct words")
+    echo(f"Report: {out / 'report.html'} (figures in report.json)")
+    return out
+
+
 def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
     server = local_server(settings, echo)
     started_ls, started_services = False, []
@@ -210,6 +237,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
         echo(f"ML backend {ml_url(service_settings)} connected to both pools: pace, pitch and volume pre-filled")
         annotate_samples(client, service_settings, projects, echo)
         show_verdicts(client, service_settings, projects, echo)
+        sync_and_report(client, service_settings, projects, echo)
         echo(f"\nOpen {server.url} and log in as {server.credentials.username} / {server.credentials.password}")
         if settings.demo_detach:
             echo("CLESC_DEMO_DETACH=1: Label Studio, the service and the worker keep running; `make demo-stop` stops them.")

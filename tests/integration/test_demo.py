@@ -63,6 +63,20 @@ def test_demo_detached_is_idempotent_and_stops(demo_env):
     tasks = list(client.tasks.list(project=crowd))
     assert all(any((p.model_version or "").startswith("clesc-acoustic") for p in client.predictions.list(task=t.id))
                for t in tasks)
+    # sync linked the pools (the Expert consensus is a reference in every Crowd task) and the report was written
+    assert all(t.meta["clesc_pair"]["status"] == "accepted" for t in tasks)
+    assert all(any(p.model_version == "clesc-expert-consensus" for p in client.predictions.list(task=t.id)) for t in tasks)
+    report = json.loads((Path(env["CLESC_HOME"]) / "report" / "report.json").read_text())
+    assert report["expert"]["annotations"] == report["crowd"]["annotations"] == 3 * N_CLIPS
+    assert report["crowd"]["judge"]["rejected"] == 1 and report["crowd"]["judge"]["source"] == "label-studio"
+    assert "Report: " in first.stdout
+    # the measures the ML backend made are in the JSONL export
+    out = Path(env["CLESC_HOME"]) / "export.jsonl"
+    subprocess.run([CLESC, "export", "--format", "jsonl", "--out", str(out)], check=True, timeout=120, capture_output=True,
+                   env={**env, "CLESC_LS_URL": f"http://127.0.0.1:{env['CLESC_LS_PORT']}", "CLESC_LS_TOKEN": creds["token"]})
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == N_CLIPS and all(line["crowd"]["measures"]["pace"] in ("slow", "normal", "fast", "variable")
+                                         for line in lines)
 
     again = subprocess.run([CLESC, "demo"], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "Reusing" in again.stdout and ": exists;" in again.stdout
