@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from scripts.agreement import (
+    alpha_nominal_sums,
+    alpha_sets_sums,
     bootstrap_ci,
+    code_rows,
+    fleiss_kappa_sums,
+    percent_agreement_sums,
+    task_sums_ci,
     fleiss_kappa,
     fleiss_kappa_from_counts,
     jaccard_distance,
@@ -182,16 +188,71 @@ def test_alpha_sets_vectorised_matches_the_scalar_function_on_random_sets():
         krippendorff_alpha_sets(rows, "cosine")
 
 
-def test_alpha_sets_expected_disagreement_in_small_blocks_is_the_same(monkeypatch):
+def random_set_rows(seed, tasks=100, words="abcdefg"):
+    rng = np.random.default_rng(seed)
+    return [(t, k, frozenset(rng.choice(list(words), size=rng.integers(1, 4), replace=False)))
+            for t in range(tasks) for k in range(3)]
+
+
+def test_alpha_sets_sampled_expected_disagreement_is_close_to_the_exact_one():
+    rows = random_set_rows(11, tasks=300)
+    exact = krippendorff_alpha_sets(rows)
+    sampled = krippendorff_alpha_sets(rows, exact_limit=0, sample_pairs=400_000, seed=3)
+    assert sampled != exact  # it really took the sampled path
+    assert sampled == pytest.approx(exact, abs=0.01)
+    assert krippendorff_alpha_sets(rows, exact_limit=0, sample_pairs=400_000, seed=3) == sampled
+    stat = alpha_sets_sums(*code_rows(rows, frozenset)[:2], 300, code_rows(rows, frozenset).values, exact_limit=0,
+                           sample_pairs=1000)
+    assert "1,000 sampled pairs" in stat.note
+
+
+def drawn_rows(rows, drawn):
+    """The rows of the drawn tasks, a task drawn twice counting as two tasks."""
+    groups = {}
+    for t, w, y in rows:
+        groups.setdefault(t, []).append((w, y))
+    return [((k, t), w, y) for k, t in enumerate(drawn) for w, y in groups[t]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reweighting_tasks_is_resampling_them(seed):
+    # A TaskSums statistic of weighted sums equals the statistic recomputed on the resampled rows.
+    rng = np.random.default_rng(seed)
+    # sizes 1 or 3: Fleiss' rater count (the most common size, 3) is the same in the resample
+    rows = [(t, w, str(rng.integers(0, 3))) for t in range(40) for w in range(rng.choice([1, 3], p=[0.2, 0.8]))]
+    sets = random_set_rows(seed, tasks=40)
+    drawn = rng.integers(0, 40, size=40)
+    weights = np.bincount(drawn, minlength=40).astype(float)
+    c = code_rows(rows)
+    cases = [
+        (alpha_nominal_sums, krippendorff_alpha_nominal),
+        (fleiss_kappa_sums, fleiss_kappa),
+        (lambda *a: percent_agreement_sums(*a, which="majority"), lambda r: percent_agreement(r)["percent_majority"]),
+    ]
+    for form, statistic in cases:
+        stat = form(c.tasks, c.labels, len(c.task_ids), len(c.values))
+        by_form = float(stat.formula(weights @ stat.per_task))
+        by_rows = statistic(drawn_rows(rows, [c.task_ids[i] for i in drawn]))
+        assert by_form == pytest.approx(by_rows, abs=1e-9, nan_ok=True)
+    s = code_rows(sets, frozenset)
+    stat = alpha_sets_sums(s.tasks, s.labels, len(s.task_ids), s.values)
+    assert float(stat.formula(weights @ stat.per_task)) == pytest.approx(
+        krippendorff_alpha_sets(drawn_rows(sets, [s.task_ids[i] for i in drawn])), abs=1e-9)
+
+
+def test_alpha_sets_linearised_bootstrap_is_close_to_the_exact_one(monkeypatch):
     from scripts import agreement
 
-    rng = np.random.default_rng(11)
-    rows = [(t, k, frozenset(rng.choice(list("abcdefg"), size=rng.integers(1, 4), replace=False)))
-            for t in range(100) for k in range(3)]
-    whole = krippendorff_alpha_sets(rows)
-    expected = agreement._SetDistances.expected
-    monkeypatch.setattr(agreement._SetDistances, "expected", lambda self, n_c: expected(self, n_c, max_pairs=50))
-    assert krippendorff_alpha_sets(rows) == pytest.approx(whole, abs=1e-12)
+    rows = random_set_rows(5, tasks=400)
+    s = code_rows(rows, frozenset)
+    exact = alpha_sets_sums(s.tasks, s.labels, len(s.task_ids), s.values)
+    monkeypatch.setattr(agreement, "EXACT_BOOTSTRAP_CELLS", 0)
+    linear = alpha_sets_sums(s.tasks, s.labels, len(s.task_ids), s.values)
+    assert linear.per_task.shape[1] == 3 < exact.per_task.shape[1]
+    assert linear.estimate() == pytest.approx(exact.estimate(), abs=1e-12)
+    (lo_e, hi_e), (lo_l, hi_l) = task_sums_ci([exact, linear], n=400, seed=0)
+    assert lo_l == pytest.approx(lo_e, abs=0.01) and hi_l == pytest.approx(hi_e, abs=0.01)
+    assert lo_e < exact.estimate() < hi_e
 
 
 def test_alpha_perfect_agreement_is_one():
