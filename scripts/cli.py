@@ -407,12 +407,16 @@ def sync(
     reference: Annotated[Optional[bool], typer.Option(
         "--reference/--no-reference",
         help="Write the Expert consensus as a prediction in the Crowd task (default: CLESC_SYNC_REFERENCE_PREDICTION).")] = None,
+    every: Annotated[Optional[float], typer.Option(
+        "--every", help="Run again every this many minutes until stopped (for a deployment's sync service).", min=0.1)] = None,
 ) -> None:
     """Keep the Expert and Crowd projects in step: same clips, linked tasks, each other's status and consensus in meta.
 
     Incremental (tasks changed since the last finished sync) and safe to interrupt and re-run.
     """
     from rich.progress import Progress
+
+    import time
 
     from scripts.sync import sync as run_sync
     from webhooks.store import Store
@@ -423,17 +427,23 @@ def sync(
     except ValueError as e:
         raise _fail(str(e)) from None
     projects = _pool_projects(client, settings)
-    with Progress(transient=True) as progress:
-        bars: dict[str, int] = {}
+    store = Store(settings.database_url)
+    while True:
+        with Progress(transient=True) as progress:
+            bars: dict[str, int] = {}
 
-        def step(stage: str, n: int) -> None:
-            if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=None)
-            progress.advance(bars[stage], n)
+            def step(stage: str, n: int) -> None:
+                if stage not in bars:
+                    bars[stage] = progress.add_task(stage, total=None)
+                progress.advance(bars[stage], n)
 
-        report = run_sync(client, projects, Store(settings.database_url), full=full, progress=step,
-                          reference_prediction=settings.sync_reference_prediction if reference is None else reference)
-    typer.echo(report.summary())
+            report = run_sync(client, projects, store, full=full, progress=step,
+                              reference_prediction=settings.sync_reference_prediction if reference is None else reference)
+        typer.echo(report.summary())
+        if every is None:
+            return
+        full = False
+        time.sleep(every * 60)
 
 
 @app.command()

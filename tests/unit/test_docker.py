@@ -26,3 +26,5 @@ def test_the_services_point_at_vllm_ls_postgres_and_redis():
         assert env["CLESC_REDIS_URL"].startswith("redis://")
     assert [c for c in (COMPOSE["services"][n]["command"] for n in ("clesc-serve", "clesc-worker", "clesc-ml-backend"))] \
         == [["serve"], ["worker"], ["ml-backend"]]
+    sync = COMPOSE["services"]["clesc-sync"]
+    assert sync["command"][:2] == ["sync", "--every"] and sync["environment"]["CLESC_DATABASE_URL"].startswith("postgresql")
