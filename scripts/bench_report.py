@@ -5,6 +5,12 @@
 Prints the seconds to build the synthetic dataset, to build the report (sentence similarity off)
 and, as a reference, crowd-kit's MajorityVote().fit_predict on the same labels (all 6 annotations
 of each clip, one fit per attribute), with rows per second and the peak resident memory.
+
+    .venv/bin/python -m scripts.bench_report --clips 100000 --end-to-end
+
+times what `clesc report --clesc FILE --no-embeddings --out DIR` does, step by step: reading a
+CLESC parquet file of that many synthetic clips, the rules judge over every clip and pool, the
+figures, and writing report.json, report.html and the PNGs.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true", help="print each step of the report with its time")
+    parser.add_argument("--end-to-end", action="store_true", help="time `clesc report --clesc FILE` step by step")
     args = parser.parse_args(argv)
+    if args.end_to_end:
+        end_to_end(args)
+        return
 
     from crowdkit.aggregation import MajorityVote
 
@@ -73,6 +83,39 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - start
     print(f"crowd-kit MajorityVote.fit_predict, {len(frames)} attributes x {rows:,} rows: {seconds:.2f} s, "
           f"{len(frames) * rows / seconds:,.0f} rows/s (peak RSS {peak_rss_mb():.0f} MiB)")
+
+
+def end_to_end(args: argparse.Namespace) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from label_config.clesc import COLUMNS
+    from scripts.dataset import from_clesc, with_rules_verdicts
+    from scripts.report import build_report
+    from scripts.report_render import write_report
+    from scripts.synthetic import synthetic_clesc_rows
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clesc.parquet"
+        start = time.perf_counter()
+        pd.DataFrame(list(synthetic_clesc_rows(args.clips, seed=args.seed)), columns=list(COLUMNS)).to_parquet(path)
+        print(f"wrote {args.clips:,} synthetic CLESC rows in {time.perf_counter() - start:.2f} s "
+              f"({path.stat().st_size / 2**20:.1f} MiB parquet)")
+        total = 0.0
+        steps = [
+            ("read the CLESC file (parse and match 6 cells per row)", lambda _: from_clesc(path)),
+            ("rules judge over every clip and pool", with_rules_verdicts),
+            (f"build_report (bootstrap {args.bootstrap})", lambda ds: build_report(ds, bootstrap=args.bootstrap, seed=args.seed)),
+            ("write report.json, report.html, PNGs", lambda report: write_report(report, Path(tmp) / "report")),
+        ]
+        value = None
+        for name, step in steps:
+            start = time.perf_counter()
+            value = step(value)
+            seconds = time.perf_counter() - start
+            total += seconds
+            print(f"  {seconds:6.2f} s  {name} (peak RSS {peak_rss_mb():.0f} MiB)")
+        print(f"end to end: {total:.2f} s for {args.clips:,} clips x 6 annotations")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ same URL or the same local-files path), which is how the two pools' tasks are pa
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -335,15 +334,13 @@ def from_exports(expert: str | Path, crowd: str | Path, *, taxonomy: Taxonomy | 
     return ds
 
 
-def export_project(client: Any, project_id: int) -> list[dict[str, Any]]:
-    """A project's standard LS JSON export (all tasks), read over the API."""
-    wrapper = client._client_wrapper
-    response = wrapper.httpx_client.request(
-        f"api/projects/{project_id}/export", method="GET",
-        params={"exportType": "JSON", "download_all_tasks": "true"}, request_options={"timeout_in_seconds": 600},
-    )
-    response.raise_for_status()
-    return json.loads(response.content)
+def read_project(client: Any, project_id: int, page_size: int = 100) -> list[dict[str, Any]]:
+    """Every task of a project with its annotations, predictions and meta, page by page over the API.
+
+    Not the export endpoint: LS JSON exports list predictions by id only, and the report and the
+    JSONL export want the ML backend's measures.
+    """
+    return [task.model_dump(mode="json") for task in client.tasks.list(project=project_id, fields="all", page_size=page_size)]
 
 
 def user_emails(client: Any) -> dict[int, str]:
@@ -356,7 +353,7 @@ def from_label_studio(client: Any, projects: Mapping[str, int], *, taxonomy: Tax
     ds = Dataset(source=source)
     emails = user_emails(client)
     for pool in POOLS:
-        add_ls_tasks(ds, pool, export_project(client, projects[pool]), emails=emails, taxonomy=taxonomy)
+        add_ls_tasks(ds, pool, read_project(client, projects[pool]), emails=emails, taxonomy=taxonomy)
     return ds
 
 

@@ -18,7 +18,7 @@ import requests
 
 from label_config import LabelRecord, labeling_config, to_result
 from label_config.clesc import COLUMNS, POOL_COLUMNS, format_cell
-from scripts.dataset import POOLS, export_project, from_clesc, from_label_studio, worker_email
+from scripts.dataset import POOLS, from_clesc, from_label_studio, worker_email
 from scripts.importer import PAIR_KEY, task_index
 from scripts.pools import ensure_project, ensure_user, import_folder
 from scripts.sync import REFERENCE_MODEL_VERSION, Syncer, sync
@@ -29,6 +29,15 @@ CLESC = str(PROJECT_ROOT / ".venv" / "bin" / "clesc")
 PACES, PITCHES, VOLUMES = ("slow", "normal", "fast"), ("low", "medium", "high"), ("quiet", "medium", "loud")
 EMOTIONS = ("sad", "happy", "angry", "calm", "hurt", "depressed", "gloomy", "astonished", "serene")
 VOICES = ("husky", "shrill", "monotonous", "hoarse", "resonant")
+
+
+def export_project(ls, project_id: int) -> list[dict]:
+    """A project's standard LS JSON export, as the UI's Export button gives it."""
+    response = requests.get(f"{ls._client_wrapper.get_base_url()}/api/projects/{project_id}/export",
+                            params={"exportType": "JSON", "download_all_tasks": "true"},
+                            headers=ls._client_wrapper.get_headers(), timeout=120)
+    response.raise_for_status()
+    return response.json()
 
 
 def make_projects(ls, name: str) -> dict[str, int]:
