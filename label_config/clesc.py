@@ -59,6 +59,19 @@ Matcher = Callable[[str], "str | None"]
 """A word -> pool word hook, asked about words the built-in matching does not find; None: no match."""
 
 
+_VALUE = r"'([^'\\\n]*)'"
+_CANONICAL_CELL = re.compile(r"\{" + ", ".join(f"'{k}': {_VALUE}" for k in CELL_KEYS) + r"\}")
+"""A cell exactly as Python's repr writes CLESC's dict of plain strings (no quote or backslash inside a
+value): read without the parser, as `ast.literal_eval` would read it. Anything else goes to the parser."""
+
+
+def _read_dict(text: str) -> object:
+    canonical = _CANONICAL_CELL.fullmatch(text)
+    if canonical is not None:
+        return dict(zip(CELL_KEYS, canonical.groups()))
+    return ast.literal_eval(text)
+
+
 class CellError(ValueError):
     """A CLESC cell that cannot be read; the message names the problem and shows the cell."""
 
@@ -114,8 +127,15 @@ class PoolMatcher:
         self.taxonomy = taxonomy
         self.fallback = fallback
         self._variants = {_variant_key(w): w for w in taxonomy}
+        self._answers: dict[str, str | None] = {}
 
     def __call__(self, word: str) -> str | None:
+        if word in self._answers:
+            return self._answers[word]
+        found = self._answers[word] = self._match(word)
+        return found
+
+    def _match(self, word: str) -> str | None:
         if word in self.taxonomy:
             return word
         norm = normalise(word)
@@ -166,7 +186,7 @@ def parse_cell(text: str, taxonomy: Taxonomy | None = None, matcher: Matcher | N
     if not isinstance(text, str):
         raise CellError(f"CLESC cell: expected a string holding a dict, got {type(text).__name__} {text!r}")
     try:
-        data = ast.literal_eval(text.strip())
+        data = _read_dict(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
         raise CellError(f"CLESC cell: not a Python dict literal ({type(e).__name__}: {e}): {_show(text)}") from None
     if not isinstance(data, dict):

@@ -456,12 +456,15 @@ def report(
     seed: Annotated[int, typer.Option(help="Random seed (bootstrap, similarity sample).")] = 0,
     embeddings: Annotated[bool, typer.Option(help="Semantic similarity of the pools' descriptions (all-MiniLM-L6-v2).")] = True,
     similarity_sample: Annotated[int, typer.Option(help="Clips sampled for the semantic similarity.", min=10)] = 2000,
+    judge: Annotated[bool, typer.Option(help="Run the rules judge where the data carries no verdicts (CLESC files, "
+                                             "exports of unjudged projects).")] = True,
 ) -> None:
     """Compare the Expert and Crowd pools: agreement, consensus, vocabulary, cost and time, judge outcomes, workers.
 
     Reads the live LS (CLESC_LS_URL, CLESC_LS_TOKEN), two LS JSON exports, or a CLESC file. Where the data
     carries no judge verdicts (a CLESC file, exports of unjudged projects) the rules judge is run on it.
     """
+    import gc
     import time
 
     from scripts.dataset import with_rules_verdicts
@@ -479,7 +482,9 @@ def report(
 
         similarity = partial(pool_similarity, sample=similarity_sample, seed=seed)
     rates = {pool: Rate(currency=settings.currency, **rate) for pool, rate in settings.rates.items()}
-    figures = build_report(with_rules_verdicts(ds), rates=rates, bootstrap=bootstrap, seed=seed,
+    ds = with_rules_verdicts(ds) if judge else ds
+    gc.freeze()  # the data is kept to the end: the collector need not walk its million objects again
+    figures = build_report(ds, rates=rates, bootstrap=bootstrap, seed=seed,
                            similarity=similarity, progress=lambda msg: typer.echo(f"  {msg}", err=True))
     paths = write_report(figures, out)
     typer.echo(f"{figures['clips']} clips, expert {figures['expert']['annotations']} and crowd "

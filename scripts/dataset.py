@@ -20,9 +20,11 @@ same URL or the same local-files path), which is how the two pools' tasks are pa
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from label_config.clesc import (
     parse_cell,
     to_label_record,
 )
-from label_config.records import InvalidLabel, LabelRecord, parse_annotation, to_result, user_id
+from label_config.records import InvalidLabel, LabelRecord, parse_annotation, user_id
 from label_config.taxonomy import Taxonomy, load_taxonomy
 
 POOLS = ("expert", "crowd")
@@ -153,6 +155,18 @@ class Dataset:
 # --- CLESC files -----------------------------------------------------------------------------
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while millions of small acyclic objects are built (~15% faster)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
 
@@ -165,7 +179,12 @@ def from_clesc_rows(rows: Iterable[Mapping[str, Any]], *, taxonomy: Taxonomy | N
     A blank cell is a missing annotation, not an error. A row without `audio` is skipped with an error.
     `columns`, when known (a file's header), lets a missing annotation column be reported once.
     """
-    tax = taxonomy or load_taxonomy()
+    with _collector_paused():
+        return _from_clesc_rows(rows, taxonomy or load_taxonomy(), matcher, source, columns)
+
+
+def _from_clesc_rows(rows: Iterable[Mapping[str, Any]], tax: Taxonomy, matcher: Matcher | None, source: str,
+                     columns: Sequence[str] | None) -> Dataset:
     ds = Dataset(source=source)
     if columns is not None:
         missing = [c for c in COLUMNS if c not in columns]
@@ -357,38 +376,82 @@ def from_label_studio(client: Any, projects: Mapping[str, int], *, taxonomy: Tax
     return ds
 
 
-def with_rules_verdicts(ds: Dataset, judge: Any = None) -> Dataset:
+_JUDGE_WORK: list[tuple[str, str, list[Annotation]]] = []
+"""The (pool, clip, annotations) a forked judge process reads (inherited, not pickled)."""
+
+PARALLEL_FROM = 20_000
+"""Tasks from which the rules judge runs in one process per core."""
+
+
+def _default_judge() -> Any:
+    """One RulesJudge per process (building one groups the taxonomy's concepts)."""
+    from webhooks.judge.rules import RulesJudge
+
+    if "judge" not in _default_judge.__dict__:
+        _default_judge.judge = RulesJudge()
+    return _default_judge.judge
+
+
+def _judge_slice(bounds: tuple[int, int], judge: Any = None) -> list[tuple[str, dict[str, Any], list[tuple[str, ...] | None]]]:
+    """Verdicts on _JUDGE_WORK[start:end]: per task its status, consensus and, per annotation, the
+    reason codes of a rejection (None: accepted)."""
+    if judge is None:
+        judge = _default_judge()
+    out = []
+    for _pool, _key, anns in _JUDGE_WORK[bounds[0]:bounds[1]]:
+        workers = {w: n for n, w in enumerate(sorted({a.worker for a in anns}), start=1)}
+        records = [replace(a.record, annotation_id=i, annotator=workers[a.worker]) for i, a in enumerate(anns)]
+        verdict = judge.judge_records(None, records)
+        by_index = {v.annotation_id: v for v in verdict.annotations}
+        out.append((verdict.status, verdict.to_json()["consensus"],
+                    [tuple(r.code for r in by_index[i].reasons) if i in by_index and by_index[i].rejected else None
+                     for i in range(len(anns))]))
+    return out
+
+
+def with_rules_verdicts(ds: Dataset, judge: Any = None, processes: int | None = None) -> Dataset:
     """`ds` with the rules judge's verdicts on every clip of each pool, where the data brought none.
 
     For CLESC files and exports of projects the judge never saw, so the report's judge section
-    says what the judge would reject. Annotations without LS ids get their index as a stand-in id.
+    says what the judge would reject. The judge sees the records with their index as a stand-in id.
+    From PARALLEL_FROM tasks on it runs in `processes` forked processes (default: one per core).
     """
-    from webhooks.judge.rules import RulesJudge
+    import os
 
+    global _JUDGE_WORK
     if ds.judged:
         return ds
-    judge = judge or RulesJudge()
+    work = [(pool, key, anns) for pool in POOLS for key, anns in ds.by_clip(pool).items()]
+    processes = processes or os.cpu_count() or 1
+    if judge is None and processes > 1 and len(work) >= PARALLEL_FROM and hasattr(os, "fork"):
+        import multiprocessing
+
+        step = -(-len(work) // (processes * 4))
+        _JUDGE_WORK = work
+        try:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                results = [r for part in pool.map(_judge_slice, [(i, i + step) for i in range(0, len(work), step)])
+                           for r in part]
+        finally:
+            _JUDGE_WORK = []
+    else:
+        _JUDGE_WORK = work
+        try:
+            results = _judge_slice((0, len(work)), judge)
+        finally:
+            _JUDGE_WORK = []
     out = Dataset(clips=ds.clips, errors=ds.errors, source=ds.source, judged=False)
-    index = {id(a): i for i, a in enumerate(ds.annotations)}
-    for pool in POOLS:
-        for key, anns in ds.by_clip(pool).items():
-            workers = {w: n for n, w in enumerate(sorted({a.worker for a in anns}), start=1)}
-            payload = []
-            for a in anns:
-                aid = a.annotation_id if a.annotation_id is not None else index[id(a)]
-                rec = a.record
-                payload.append({"id": aid, "completed_by": workers[a.worker], "lead_time": rec.lead_time,
-                                "result": to_result(rec)})
-            verdict = judge.judge(None, payload)
-            by_id = {v.annotation_id: v for v in verdict.annotations}
-            clip = ds.clips[key]
-            clip.status.setdefault(pool, verdict.status)
-            clip.consensus.setdefault(pool, verdict.to_json()["consensus"])
-            for a, p in zip(anns, payload):
-                v = by_id.get(p["id"])
-                reject = v is not None and v.rejected
-                out.annotations.append(Annotation(
-                    a.pool, a.clip, a.worker, a.record, verdict="reject" if reject else "accept",
-                    reasons=tuple(r.code for r in v.reasons) if reject else (),
-                    task_id=a.task_id, annotation_id=a.annotation_id, lead_time=a.lead_time))
+    with _collector_paused():
+        _add_verdicts(out, work, results)
     return out
+
+
+def _add_verdicts(out: Dataset, work: list[tuple[str, str, list[Annotation]]], results: list) -> None:
+    for (pool, key, anns), (status, consensus, rejections) in zip(work, results):
+        clip = out.clips[key]
+        clip.status.setdefault(pool, status)
+        clip.consensus.setdefault(pool, consensus)
+        for a, codes in zip(anns, rejections):
+            out.annotations.append(Annotation(
+                a.pool, a.clip, a.worker, a.record, verdict="accept" if codes is None else "reject",
+                reasons=codes or (), task_id=a.task_id, annotation_id=a.annotation_id, lead_time=a.lead_time))

@@ -297,7 +297,7 @@ def _judge(ds: Dataset, pool: str, annotations: Sequence[Annotation]) -> dict[st
     by_annotator = [{"worker": w, "annotations": n, "rejected": r, "rate": r / n} for w, (n, r) in per_worker.items()]
     by_annotator.sort(key=lambda row: (-row["rate"], -row["rejected"], row["worker"]))
     return {
-        "source": "label-studio" if ds.judged else "rules (computed)",
+        "source": "label-studio" if ds.judged else "rules (computed)" if judged else "not judged",
         "annotations_judged": len(judged),
         "rejected": len(rejected),
         "rejection_rate": len(rejected) / len(judged) if judged else None,

@@ -187,3 +187,12 @@ def test_round_trip_format_then_parse_gives_the_same_record(pace, pitch, volume,
 def test_middle_value_spellings_map_to_the_schema_value():
     parsed = parse_cell(cell(pace="Medium", pitch="normal", volume="NORMAL"))
     assert (parsed.pace, parsed.pitch, parsed.volume) == ("normal", "medium", "medium")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=6, max_size=6))
+def test_the_fast_cell_reader_reads_what_literal_eval_reads(values):
+    from label_config.clesc import _read_dict
+
+    text = repr(dict(zip(CELL_KEYS, values)))
+    assert _read_dict(text) == ast.literal_eval(text)

@@ -160,7 +160,21 @@ class RulesJudge:
 
     def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]]) -> TaskVerdict:
         """The verdict on one task from its LS annotation JSON (export or API form)."""
-        entries = [self._parse(a) for a in annotations if not _cancelled(a)]
+        return self._judge(task_id, [self._parse(a) for a in annotations if not _cancelled(a)])
+
+    def judge_records(self, task_id: int | None, records: Sequence[LabelRecord]) -> TaskVerdict:
+        """The verdict on one task from records already parsed and valid (e.g. a CLESC file's), by their
+        annotation_id and annotator; the same verdict `judge` gives on their LS JSON.
+
+        >>> from label_config import to_annotation
+        >>> recs = [LabelRecord("slow", "low", "quiet", emotion=("sad",), annotation_id=i, annotator=i) for i in (1, 2, 3)]
+        >>> j = RulesJudge()
+        >>> j.judge_records(9, recs) == j.judge(9, [to_annotation(r) for r in recs])
+        True
+        """
+        return self._judge(task_id, [_Entry(r.annotation_id, r.annotator, r) for r in records])
+
+    def _judge(self, task_id: int | None, entries: list[_Entry]) -> TaskVerdict:
         if len(entries) < self.policy.overlap:
             return self._verdict(task_id, "incomplete", empty_consensus(), self._annotation_verdicts(entries))
 
