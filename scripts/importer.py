@@ -8,8 +8,8 @@ Three kinds of source:
 
 Idempotent: a clip is its audio reference (scripts/dataset.clip_key); a clip already in a project is
 not imported again, a CLESC worker's annotation already on a task is not added again. The pair link is
-task meta `clesc_pair` = {"pool", "project", "task"} of the other pool's task; `clesc sync` adds the
-other pool's status and consensus to it.
+task meta `clesc_pair` = {"pool", "project", "task"} of the other pool's task, with that task's status,
+consensus and annotation count, written as `clesc sync` writes them (one update per task).
 """
 
 from __future__ import annotations
@@ -176,34 +176,6 @@ def _annotation_payload(annotation, user: int, taxonomy: Taxonomy) -> dict[str, 
     return payload
 
 
-def _link_meta(meta: Mapping[str, Any] | None, pool: str, project: int, task: int) -> dict[str, Any] | None:
-    """The task meta with the pair link set; None if it is already so."""
-    meta = dict(meta or {})
-    link = dict(meta.get(PAIR_KEY) or {})
-    wanted = {"pool": pool, "project": project, "task": task}
-    if all(link.get(k) == v for k, v in wanted.items()):
-        return None
-    meta[PAIR_KEY] = {**link, **wanted}
-    return meta
-
-
-def link_pairs(client: Any, projects: Mapping[str, int], index: Mapping[str, Mapping[str, Any]],
-               keys: Iterable[str], progress: Callable[[int], None] | None = None) -> int:
-    """Write the pair link on both tasks of each clip in `keys` (where it is missing or stale); return writes."""
-    writes = 0
-    for key in keys:
-        tasks = {pool: index[pool].get(key) for pool in POOLS}
-        if all(t is not None for t in tasks.values()):
-            for pool, other in (("expert", "crowd"), ("crowd", "expert")):
-                meta = _link_meta(tasks[pool].meta, other, projects[other], tasks[other].id)
-                if meta is not None:
-                    client.tasks.update(tasks[pool].id, meta=meta)
-                    writes += 1
-        if progress is not None:
-            progress(1)
-    return writes
-
-
 def import_dataset(client: Any, projects: Mapping[str, int], ds: Dataset, *, pools: Sequence[str] = POOLS,
                    taxonomy: Taxonomy | None = None, echo: Echo = print,
                    progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
@@ -249,5 +221,9 @@ def import_dataset(client: Any, projects: Mapping[str, int], ds: Dataset, *, poo
                     report.annotations[pool] += 1
         if report.created[pool]:
             index[pool] = task_index(client, projects[pool])
-    report.linked = link_pairs(client, projects, index, ds.clips)
+    from scripts.sync import SyncReport, Syncer
+
+    pairs = SyncReport()
+    Syncer(client, projects, taxonomy=tax).write_pairs(index, list(ds.clips), pairs)
+    report.linked = pairs.updated
     return report

@@ -162,6 +162,14 @@ class Syncer:
                 report.created[pool] += len(batch)
                 if progress is not None:
                     progress(f"creating {pool}", len(batch))
+        self.write_pairs(tasks, keys, report, progress)
+        return report
+
+    def write_pairs(self, tasks: Mapping[str, Mapping[str, Any]], keys: Iterable[str], report: SyncReport,
+                    progress: Callable[[str, int], None] | None = None) -> None:
+        """For each clip in `keys` with a task in both pools (`tasks`: pool -> clip -> task read with
+        annotations and meta): the link and the other pool's state in each task's meta, written only
+        where it differs; the reference prediction when asked."""
         for key in keys:
             pair = {p: tasks[p].get(key) for p in POOLS}
             if any(t is None for t in pair.values()):
@@ -180,7 +188,6 @@ class Syncer:
                 report.predictions += self._reference(pair["crowd"].id, states["expert"])
             if progress is not None:
                 progress("linking", 1)
-        return report
 
     def _reference(self, crowd_task: int, expert: Mapping[str, Any]) -> int:
         """Keep one expert-consensus prediction on the Crowd task; return 1 if something was written."""
