@@ -21,6 +21,7 @@ same URL or the same local-files path), which is how the two pools' tasks are pa
 from __future__ import annotations
 
 import gc
+import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -353,13 +354,22 @@ def from_exports(expert: str | Path, crowd: str | Path, *, taxonomy: Taxonomy | 
     return ds
 
 
+def list_tasks(client: Any, project_id: int, *, fields: str = "all", query: dict | None = None,
+               page_size: int = 100) -> Iterable[Any]:
+    """Every task of a project, page by page (LS SDK pager), optionally filtered by a Data Manager query."""
+    kwargs: dict[str, Any] = {"project": project_id, "fields": fields, "page_size": page_size}
+    if query is not None:
+        kwargs["query"] = json.dumps(query)
+    yield from client.tasks.list(**kwargs)
+
+
 def read_project(client: Any, project_id: int, page_size: int = 100) -> list[dict[str, Any]]:
     """Every task of a project with its annotations, predictions and meta, page by page over the API.
 
     Not the export endpoint: LS JSON exports list predictions by id only, and the report and the
     JSONL export want the ML backend's measures.
     """
-    return [task.model_dump(mode="json") for task in client.tasks.list(project=project_id, fields="all", page_size=page_size)]
+    return [task.model_dump(mode="json") for task in list_tasks(client, project_id, page_size=page_size)]
 
 
 def user_emails(client: Any) -> dict[int, str]:

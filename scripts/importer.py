@@ -14,7 +14,6 @@ consensus and annotation count, written as `clesc sync` writes them (one update 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from urllib.parse import urlparse
 from label_config.clesc import CELL_COLUMNS, Matcher
 from label_config.records import to_result
 from label_config.taxonomy import Taxonomy, load_taxonomy
-from scripts.dataset import POOLS, Dataset, RowError, clip_key, from_clesc_rows, read_table, worker_email
+from scripts.dataset import POOLS, Dataset, RowError, clip_key, from_clesc_rows, list_tasks, read_table, worker_email
 from scripts.pools import AUDIO_SUFFIXES
 
 PAIR_KEY = "clesc_pair"
@@ -32,9 +31,6 @@ PAIR_KEY = "clesc_pair"
 
 BATCH = 100
 MANIFEST_AUDIO_COLUMNS = ("audio", "url", "audio_url")
-SKIP_DATA_KEYS = frozenset({"audio", "url", "audio_url"})
-
-Echo = Callable[[str], None]
 
 
 @dataclass
@@ -86,7 +82,7 @@ def from_manifest_rows(rows: Iterable[Mapping[str, Any]], source: str) -> Datase
         clip.data["audio"] = audio
         for k, v in row.items():
             v = _clean_value(v)
-            if k not in SKIP_DATA_KEYS and v not in (None, ""):
+            if k not in MANIFEST_AUDIO_COLUMNS and v not in (None, ""):
                 clip.data[str(k)] = v if isinstance(v, (str, int, float, bool)) else str(v)
     return ds
 
@@ -130,15 +126,6 @@ def read_source(source: Path, *, document_root: Path | None = None, taxonomy: Ta
 # --- Label Studio side -------------------------------------------------------------------------
 
 
-def list_tasks(client: Any, project_id: int, *, fields: str = "all", query: dict | None = None,
-               page_size: int = 100) -> Iterable[Any]:
-    """Every task of a project, page by page (LS SDK pager), optionally filtered by a Data Manager query."""
-    kwargs: dict[str, Any] = {"project": project_id, "fields": fields, "page_size": page_size}
-    if query is not None:
-        kwargs["query"] = json.dumps(query)
-    yield from client.tasks.list(**kwargs)
-
-
 def task_index(client: Any, project_id: int) -> dict[str, Any]:
     """Clip key -> task (the first one, by id) of a project."""
     index: dict[str, Any] = {}
@@ -177,7 +164,7 @@ def _annotation_payload(annotation, user: int, taxonomy: Taxonomy) -> dict[str, 
 
 
 def import_dataset(client: Any, projects: Mapping[str, int], ds: Dataset, *, pools: Sequence[str] = POOLS,
-                   taxonomy: Taxonomy | None = None, echo: Echo = print,
+                   taxonomy: Taxonomy | None = None,
                    progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
     """Create the missing tasks (with their CLESC annotations) in each pool, add missing annotations, link pairs."""
     tax = taxonomy or load_taxonomy()

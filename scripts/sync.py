@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from label_config.taxonomy import Taxonomy, load_taxonomy
-from scripts.dataset import POOLS, clip_key
-from scripts.importer import BATCH, PAIR_KEY, list_tasks
+from scripts.dataset import POOLS, clip_key, list_tasks
+from scripts.importer import BATCH, PAIR_KEY
 from webhooks.judge.verdict import empty_consensus
 
 REFERENCE_MODEL_VERSION = "clesc-expert-consensus"
@@ -88,12 +88,6 @@ def _pair_meta(meta: Mapping[str, Any] | None, other_pool: str, other_project: i
         return None
     meta[PAIR_KEY] = wanted
     return meta
-
-
-def _reference_result(consensus: Mapping[str, Any], taxonomy: Taxonomy) -> list[dict[str, Any]]:
-    from webhooks.loop import consensus_result
-
-    return consensus_result(dict(consensus), taxonomy)
 
 
 class Syncer:
@@ -192,7 +186,9 @@ class Syncer:
     def _reference(self, crowd_task: int, expert: Mapping[str, Any]) -> int:
         """Keep one expert-consensus prediction on the Crowd task; return 1 if something was written."""
         ours = [p for p in self.client.predictions.list(task=crowd_task) if p.model_version == REFERENCE_MODEL_VERSION]
-        result = _reference_result(expert["consensus"], self.taxonomy) if expert["status"] == "accepted" else []
+        from webhooks.loop import consensus_result
+
+        result = consensus_result(dict(expert["consensus"]), self.taxonomy) if expert["status"] == "accepted" else []
         written = 0
         for extra in ours[1:] if result else ours:
             self.client.predictions.delete(extra.id)
