@@ -5,12 +5,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the browser test needs (the annotator's UI in headless Chromium).
 DEB_TEST := chromium
 
-.PHONY: install ls-env vllm-env test-deps test demo demo-stop clean
+.PHONY: install ls-env vllm-env test-deps test test-unit demo demo-stop clean
 
 install: $(VENV)/.installed
 
 # label-studio-ml 1.0.9 (the newest on PyPI) pins Flask 1.1.2 / Werkzeug 2.0.2 / Jinja2 3.0.3, which
-# have published CVEs; its base class runs on current Flask (FACTS.md), so it is installed without its
+# have published CVEs; its base class runs on current Flask (docs/platform-notes.md), so it is installed without its
 # pins and its real needs come from our `ml` extra. `pip check` reports those pins; that is expected.
 LS_ML := label-studio-ml==1.0.9
 
@@ -36,6 +36,10 @@ test-deps:
 
 test: install ls-env vllm-env test-deps
 	$(VENV)/bin/python -m pytest
+
+# The fast loop: every unit test and doctest, no server (no Label Studio, vLLM or browser).
+test-unit: install
+	$(VENV)/bin/python -m pytest -m "not ls and not vllm and not browser"
 
 demo: install ls-env
 	$(VENV)/bin/clesc demo

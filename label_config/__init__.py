@@ -1,24 +1,35 @@
-"""The labeling schema: taxonomy, Label Studio XML rendered from it, and LS results <-> typed records.
+"""The labeling schema: the domain core of clesc-studio. No I/O: no HTTP, no Label Studio client, no settings.
 
-The domain core of clesc-studio: no HTTP, no Label Studio client, no settings. Everything
-else imports from here; this package imports nothing else of the project.
+What it holds:
+- schema.py: the fixed names (pace/pitch/volume and their values, the word kinds, the pools, audio);
+- taxonomy.py + taxonomy.yaml: the word pool, the one source of truth for words;
+- concepts.py: groups of near-synonymous words (what the judge's logical vote counts together);
+- records.py: LS results <-> typed `LabelRecord`s, with the validation LS does not do; every LS
+  result the project writes (annotations, the consensus prediction, the ML pre-fills) is built here;
+- meta.py: the task meta keys the service writes (`clesc`, `clesc_pair`), typed;
+- clesc.py: the CLESC dataset's cell format; render.py: the LS XML; redact.py: secrets out of payloads.
+
+May import: the standard library and PyYAML only; nothing else of the project. Everything else imports from here.
 """
 
 from label_config.records import (
     InvalidLabel,
     LabelRecord,
     Problem,
+    consensus_result,
     parse_annotation,
     to_annotation,
     to_result,
 )
-from label_config.render import labeling_config, review_config, annotator_instructions
-from label_config.schema import ATTRIBUTES, CATEGORICAL, WORD_KINDS
+from label_config.render import annotator_instructions, labeling_config, review_config
+from label_config.schema import ATTRIBUTES, CATEGORICAL, POOLS, REVIEW, WORD_KINDS
 from label_config.taxonomy import Taxonomy, TaxonomyError, Word, load_taxonomy
 
 __all__ = [
     "ATTRIBUTES",
     "CATEGORICAL",
+    "POOLS",
+    "REVIEW",
     "WORD_KINDS",
     "InvalidLabel",
     "LabelRecord",
@@ -27,6 +38,7 @@ __all__ = [
     "TaxonomyError",
     "Word",
     "annotator_instructions",
+    "consensus_result",
     "labeling_config",
     "load_taxonomy",
     "parse_annotation",

@@ -11,9 +11,9 @@ the same words.
 
 >>> cell = parse_cell("{'pace': 'Normal', 'pitch': 'low', 'voice': 'Husky,, softly-spoken ', "
 ...                   "'volume': 'quiet', 'emotion': 'Hurt, depressed , mumbly', 'worker_id': 't7'}")
->>> cell.worker_id, cell.pace, cell.emotion, cell.voice, cell.other
+>>> cell.worker_id, cell.record.pace, cell.record.emotion, cell.record.voice, cell.record.other
 ('t7', 'normal', ('hurt', 'depressed'), ('husky', 'softly spoken'), ('mumbly',))
->>> print(format_cell(to_label_record(cell), cell.worker_id))
+>>> print(format_cell(cell.record, cell.worker_id))
 {'pace': 'normal', 'pitch': 'low', 'voice': 'husky, softly spoken', 'volume': 'quiet', 'emotion': 'hurt, depressed, mumbly', 'worker_id': 't7'}
 """
 
@@ -24,8 +24,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from label_config.records import SPLIT_WORDS  # the same separators as the LS "other" box
-from label_config.records import LabelRecord
+from label_config.records import (
+    SPLIT_WORDS,  # the same separators as the LS "other" box
+    LabelRecord,
+)
 from label_config.schema import ATTRIBUTES, WORD_KINDS
 from label_config.taxonomy import Taxonomy, load_taxonomy
 
@@ -78,21 +80,16 @@ class CellError(ValueError):
 
 @dataclass(frozen=True)
 class CellRecord:
-    """One CLESC annotation cell, with its free-text words matched to the pool.
+    """One CLESC annotation cell: the worker and their labels, with the free-text words matched to the pool.
 
-    `emotion` and `voice` hold pool words (each under its own kind, whichever field it was
-    written in); `other` keeps every word that matched nothing, normalised (lowercase, single
-    spaces), so nothing the annotator wrote is lost. `raw_emotion` and `raw_voice` are the cell's
-    strings as written; they take no part in comparisons.
+    `record.emotion` and `record.voice` hold pool words (each under its own kind, whichever field it
+    was written in); `record.other` keeps every word that matched nothing, normalised (lowercase,
+    single spaces), so nothing the annotator wrote is lost. `raw_emotion` and `raw_voice` are the
+    cell's strings as written; they take no part in comparisons.
     """
 
     worker_id: str
-    pace: str
-    pitch: str
-    volume: str
-    emotion: tuple[str, ...] = ()
-    voice: tuple[str, ...] = ()
-    other: tuple[str, ...] = ()
+    record: LabelRecord
     raw_emotion: str = field(default="", compare=False)
     raw_voice: str = field(default="", compare=False)
 
@@ -236,24 +233,9 @@ def parse_cell(text: str, taxonomy: Taxonomy | None = None, matcher: Matcher | N
 
     return CellRecord(
         worker_id=worker.strip(),
-        **categorical,
-        **{k: tuple(v) for k, v in words.items()},
-        other=tuple(other),
+        record=LabelRecord(**categorical, **{k: tuple(v) for k, v in words.items()}, other=tuple(other)),
         raw_emotion=data["emotion"] or "",
         raw_voice=data["voice"] or "",
-    )
-
-
-def to_label_record(cell: CellRecord, annotator_id: int | None = None) -> LabelRecord:
-    """The LabelRecord for a cell. CLESC worker ids ('t7', 'e2') are not LS user ids: pass one if known."""
-    return LabelRecord(
-        pace=cell.pace,
-        pitch=cell.pitch,
-        volume=cell.volume,
-        emotion=cell.emotion,
-        voice=cell.voice,
-        other=cell.other,
-        annotator=annotator_id,
     )
 
 

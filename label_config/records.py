@@ -86,6 +86,12 @@ def user_id(completed_by: Any) -> int | None:
         return None
 
 
+def clip_key(data: Mapping[str, Any]) -> str | None:
+    """The clip a task is about: its audio reference (URL or LS local-files path), or None."""
+    audio = data.get(AUDIO) if isinstance(data, Mapping) else None
+    return audio.strip() if isinstance(audio, str) and audio.strip() else None
+
+
 def parse_annotation(annotation: Mapping[str, Any], taxonomy: Taxonomy | None = None) -> LabelRecord:
     """Parse one LS annotation (its `result` list and ids) into a LabelRecord.
 
@@ -195,22 +201,51 @@ def _check_path(tax: Taxonomy, kind: str, path: Any) -> Problem | None:
     return None
 
 
+def choice_result(attribute: str, value: str, score: float | None = None,
+                  meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One LS Choices result (pace, pitch or volume), with a score and meta for predictions.
+
+    >>> choice_result("pace", "fast", score=0.9)
+    {'from_name': 'pace', 'to_name': 'audio', 'type': 'choices', 'value': {'choices': ['fast']}, 'score': 0.9}
+    """
+    out: dict[str, Any] = {"from_name": attribute, "to_name": AUDIO, "type": "choices", "value": {"choices": [value]}}
+    if score is not None:
+        out["score"] = score
+    if meta is not None:
+        out["meta"] = dict(meta)
+    return out
+
+
+def taxonomy_result(kind: str, words: Sequence[str], taxonomy: Taxonomy) -> dict[str, Any]:
+    """One LS Taxonomy result: each pool word as its [family, word] path."""
+    return {"from_name": kind, "to_name": AUDIO, "type": "taxonomy",
+            "value": {"taxonomy": [[taxonomy[w].family, w] for w in words]}}
+
+
 def to_result(record: LabelRecord, taxonomy: Taxonomy | None = None) -> list[dict[str, Any]]:
     """The LS `result` list for a record: what LS stores for an annotation or a prediction."""
     tax = taxonomy or load_taxonomy()
-    out: list[dict[str, Any]] = [
-        {"from_name": a, "to_name": AUDIO, "type": "choices", "value": {"choices": [getattr(record, a)]}}
-        for a in ATTRIBUTES
-    ]
-    for kind in WORD_KINDS:
-        words = record.words(kind)
-        if words:
-            out.append({
-                "from_name": kind, "to_name": AUDIO, "type": "taxonomy",
-                "value": {"taxonomy": [[tax[w].family, w] for w in words]},
-            })
+    out = [choice_result(a, getattr(record, a)) for a in ATTRIBUTES]
+    out += [taxonomy_result(kind, record.words(kind), tax) for kind in WORD_KINDS if record.words(kind)]
     if record.other:
         out.append({"from_name": OTHER, "to_name": AUDIO, "type": "textarea", "value": {"text": [", ".join(record.other)]}})
+    return out
+
+
+def consensus_result(consensus: Mapping[str, Any], taxonomy: Taxonomy | None = None) -> list[dict[str, Any]]:
+    """A consensus ({pace, pitch, volume, emotion, voice}) as an LS prediction result.
+
+    Attributes without a majority (None) and words outside the pool are left out.
+
+    >>> [r["from_name"] for r in consensus_result({"pace": "fast", "pitch": None, "emotion": ["happy", "zzz"]})]
+    ['pace', 'emotion']
+    """
+    tax = taxonomy or load_taxonomy()
+    out = [choice_result(a, consensus[a]) for a in ATTRIBUTES if consensus.get(a)]
+    for kind in WORD_KINDS:
+        words = [w for w in consensus.get(kind) or [] if w in tax and tax[w].kind == kind]
+        if words:
+            out.append(taxonomy_result(kind, words, tax))
     return out
 
 
@@ -223,3 +258,26 @@ def to_annotation(record: LabelRecord, taxonomy: Taxonomy | None = None) -> dict
         "lead_time": record.lead_time,
         "result": to_result(record, taxonomy),
     }
+
+
+def check_tasks(tasks: Any, taxonomy: Taxonomy | None = None) -> tuple[int, list[tuple[Any, InvalidLabel]]]:
+    """Check every non-cancelled annotation of LS tasks (an LS JSON export): (valid count, [(task id, error)]).
+
+    >>> valid, problems = check_tasks([{"id": 1, "annotations": [{"id": 2, "result": []}]}])
+    >>> valid, problems[0][0], [p.field for p in problems[0][1].problems]
+    (0, 1, ['pace', 'pitch', 'volume'])
+    """
+    tax = taxonomy or load_taxonomy()
+    valid, problems = 0, []
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, Mapping):
+            continue
+        for ann in task.get("annotations") or []:
+            if isinstance(ann, Mapping) and ann.get("was_cancelled"):
+                continue
+            try:
+                parse_annotation(ann, tax)
+                valid += 1
+            except InvalidLabel as e:
+                problems.append((task.get("id"), e))
+    return valid, problems

@@ -1,6 +1,6 @@
 """The fixed part of the labeling schema: the categorical attributes and the word kinds.
 
-These names are contracts (DESIGN.md): LS control names, result values and export columns.
+These names are contracts (docs/contracts.md): LS control names, result values and export columns.
 """
 
 from __future__ import annotations
@@ -61,3 +61,12 @@ OTHER = "other"
 
 AUDIO = "audio"
 """Name of the Audio object tag and of the task data key holding the audio URL."""
+
+POOLS: tuple[str, ...] = ("expert", "crowd")
+"""The two annotator pools (each an LS project labelling the same clips), in report and export order."""
+
+REVIEW = "review"
+"""The role of the ops Review project (one proposed rejection per task)."""
+
+ROLES: tuple[str, ...] = (*POOLS, REVIEW)
+"""Every project role the service knows: the pools and the Review project."""

@@ -44,7 +44,7 @@ class Word:
     implies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_contract(self) -> dict[str, Any]:
-        """The word as `clesc taxonomy --json` prints it (DESIGN.md contract)."""
+        """The word as `clesc taxonomy --json` prints it (docs/contracts.md)."""
         return {
             "word": self.word,
             "family": self.family,

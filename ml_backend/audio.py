@@ -28,7 +28,7 @@ class AudioError(ValueError):
 
 
 @dataclass(frozen=True, eq=False)
-class Clip:
+class DecodedAudio:
     """A decoded clip: mono float32 samples in [-1, 1] and their sample rate."""
 
     samples: np.ndarray
@@ -40,8 +40,8 @@ class Clip:
         return len(self.samples) / self.sample_rate
 
 
-def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS) -> Clip:
-    """Decode WAV, FLAC, OGG or MP3 (bytes or a path) into a mono float32 `Clip`.
+def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS) -> DecodedAudio:
+    """Decode WAV, FLAC, OGG or MP3 (bytes or a path) into a mono float32 `DecodedAudio`.
 
     Raises `AudioError` for empty data, data that is not audio or is corrupt, a format other than the
     four above, a clip with no samples, one longer than `max_seconds`, and one that is silent.
@@ -60,7 +60,7 @@ def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SEC
     mono = _to_mono(samples)
     _check_length(len(mono), rate, max_seconds)
     _check_signal(mono)
-    return Clip(mono, int(rate), fmt)
+    return DecodedAudio(mono, int(rate), fmt)
 
 
 def _source(data: bytes | str | os.PathLike):

@@ -11,7 +11,7 @@ here: (low, middle, high, "variable").
 
 The default thresholds were set on the shipped samples (samples/manifest.csv, our ground truth) and
 checked against a sweep of 1,050 espeak-ng clips (10 sentences, 4 voices, rate, pitch and amplitude
-swept; see `scripts/bench_features.py` for the sample check). A project refits them from its own
+swept; see `scripts/bench/features.py` for the sample check). A project refits them from its own
 consensus labels with `fit`.
 """
 

@@ -1,7 +1,7 @@
 """Acoustic measures behind the pace, pitch and volume pre-annotations.
 
 One call, `measure(clip)`, gives a frozen `Measures`; `labels.py` turns it into labels. Each stage is
-timed (`Measures.timings_ms`) so `scripts/bench_features.py` can report milliseconds per measure.
+timed (`Measures.timings_ms`) so `scripts/bench/features.py` can report milliseconds per measure.
 
 - speaking time: webrtcvad (aggressiveness 2, 30 ms frames) on 16-bit PCM resampled to 16 kHz;
 - pace: syllable nuclei after de Jong & Wempe (2009): peaks of a Praat intensity contour that stand
@@ -27,7 +27,7 @@ import pyloudnorm
 import webrtcvad
 from scipy.signal import find_peaks, resample_poly
 
-from ml_backend.audio import AudioError, Clip
+from ml_backend.audio import AudioError, DecodedAudio
 
 VAD_RATE = 16_000
 VAD_FRAME_S = 0.030
@@ -112,7 +112,7 @@ class _Stopwatch:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000
 
 
-def measure(clip: Clip) -> Measures:
+def measure(clip: DecodedAudio) -> Measures:
     """All measures of one decoded clip. Raises `AudioError` when it holds under MIN_SPEAKING_S of speech."""
     watch = _Stopwatch()
     with watch.stage("prepare"):
@@ -295,7 +295,7 @@ def _active_level(signal16k: np.ndarray, speech: np.ndarray) -> tuple[float, flo
     return active, float(p90 - p10)
 
 
-def _integrated_loudness(clip: Clip, active_level: float) -> tuple[float, bool]:
+def _integrated_loudness(clip: DecodedAudio, active_level: float) -> tuple[float, bool]:
     """(integrated loudness in LUFS, False), or (active speech level, True) for clips under 400 ms."""
     if clip.duration_s < LOUDNESS_BLOCK_S:
         return active_level, True

@@ -8,23 +8,20 @@ project's own majority labels, so the backend learns each project's annotators' 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 from label_studio_ml.model import LabelStudioMLBase
 
 from label_config import InvalidLabel, parse_annotation
-from label_config.payloads import redact
+from label_config.records import choice_result
 from label_config.schema import ATTRIBUTES, AUDIO
 from ml_backend.audio import AudioError, decode
+from ml_backend.calibrations import CalibrationStore
 from ml_backend.fetch import AudioSource, FetchError
 from ml_backend.labels import Calibration, fit, label, model_version
 from ml_backend.measures import Measures, measure
@@ -40,36 +37,13 @@ class BackendConfig:
     model_dir: Path
     ls_url: str | None = None
     ls_token: str | None = field(default=None, repr=False)
+    ls: Any = field(default=None, repr=False, compare=False)
+    """An SDK client for that Label Studio, built by the entry point (webhooks.ls_client.connect: the
+    project's one retry policy); `fit` reads a task's annotations through it."""
     audio_root: Path | None = None
     allowed_hosts: tuple[str, ...] = ()
     max_bytes: int = 50_000_000
     max_seconds: float = 60.0
-
-
-class CalibrationStore:
-    """One calibration per LS project, and the (measures, majority labels) pairs it was fitted on."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, kind: str, project: Any) -> Path:
-        return self.folder / f"{kind}-{int(project) if str(project).isdigit() else 'default'}.json"
-
-    def calibration(self, project: Any) -> Calibration:
-        path = self._path("calibration", project)
-        return Calibration.from_dict(json.loads(path.read_text())) if path.exists() else Calibration()
-
-    def pairs(self, project: Any) -> dict[str, dict[str, Any]]:
-        path = self._path("pairs", project)
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def save(self, project: Any, calibration: Calibration, pairs: dict[str, dict[str, Any]]) -> None:
-        for kind, data in (("pairs", pairs), ("calibration", calibration.to_dict())):
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
-            os.replace(tmp, self._path(kind, project))
 
 
 def majority_labels(annotations: list[dict[str, Any]]) -> dict[str, str]:
@@ -121,11 +95,8 @@ class ClescBackend(LabelStudioMLBase):
                 continue
             labels = label(measures, calibration)
             summary = measures.to_dict()
-            result = [
-                {"from_name": attr, "to_name": AUDIO, "type": "choices", "value": {"choices": [value]},
-                 "score": round(score, 3), "meta": {"measures": summary}}
-                for attr, (value, score) in labels.items()
-            ]
+            result = [choice_result(attr, value, score=round(score, 3), meta={"measures": summary})
+                      for attr, (value, score) in labels.items()]
             predictions.append({
                 "result": result,
                 "score": round(sum(s for _, s in labels.values()) / len(labels), 3),
@@ -140,14 +111,12 @@ class ClescBackend(LabelStudioMLBase):
         project = (data.get("project") or {}).get("id") or annotation.get("project")
         task_id = annotation.get("task") or (data.get("task") or {}).get("id")
         cfg = self.config
-        if not (project and task_id and cfg and cfg.ls_url and cfg.ls_token):
+        if not (project and task_id and cfg and cfg.ls is not None):
             return {}
-        headers = {"Authorization": f"Token {cfg.ls_token}"}
-        base = cfg.ls_url.rstrip("/")
         try:
-            task = requests.get(f"{base}/api/tasks/{task_id}", headers=headers, timeout=15).json()
-            annotations = requests.get(f"{base}/api/tasks/{task_id}/annotations/", headers=headers, timeout=15).json()
-        except (requests.RequestException, ValueError) as e:
+            task = cfg.ls.tasks.get(task_id).model_dump(mode="json")
+            annotations = [a.model_dump(mode="json") for a in cfg.ls.annotations.list(id=task_id)]
+        except Exception as e:  # noqa: BLE001 - the client already retried; keep the calibration as it is
             log.error("fit: could not read task %s from LS: %s", task_id, type(e).__name__)
             return {}
         pairs = self.calibrations.pairs(project)
@@ -165,47 +134,12 @@ class ClescBackend(LabelStudioMLBase):
         return {"calibration": calibration.name, "clips": len(pairs)}
 
 
-_fits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clesc-fit")
+def describe_file(path: Any, calibration: Calibration | None = None) -> dict[str, Any]:
+    """What the backend says of a local audio file: {file, pace, pitch, volume, scores, measures}.
 
-
-def _fit_later(event: str, data: dict[str, Any]) -> None:
-    try:
-        ClescBackend().fit((), event=event, data=data)
-    except Exception:  # noqa: BLE001 - a failed refit keeps the previous calibration
-        log.exception("fit after %s failed", event)
-
-
-def webhook_view():
-    """LS's annotation events: answer at once (LS waits up to 1 s), refit in the background.
-
-    Replaces label-studio-ml 1.0.9's /webhook, whose job manager logs the whole payload and keeps
-    it on disk (event.json), `project.token` and `task_data_password` included.
+    AudioError when the file cannot be measured (`clesc features` lists it and goes on).
     """
-    from flask import jsonify, request
-
-    data = redact(request.get_json(silent=True) or {})
-    event = data.pop("action", None) if isinstance(data, dict) else None
-    if event in ClescBackend.TRAIN_EVENTS:
-        _fits.submit(_fit_later, event, data)
-        return jsonify({"status": "fit scheduled", "event": event}), 201
-    return jsonify({"status": "ignored", "event": event}), 200
-
-
-def create_ml_app(config: BackendConfig):
-    """The WSGI app LS connects to as an ML backend (label-studio-ml's Flask app, configured)."""
-    from flask import jsonify
-    from label_studio_ml.api import _manager, init_app
-
-    ClescBackend.config = config
-    config.model_dir.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("label_studio_ml").setLevel(logging.WARNING)
-    app = init_app(ClescBackend, model_dir=str(config.model_dir))
-    app.view_functions["webhook"] = webhook_view
-    # A model per process before any request: LS may send /predict to a gunicorn worker that never
-    # saw its /setup (label-studio-ml keeps the model per process and refuses to predict without one).
-    _manager.fetch()
-    if "clesc_versions" not in app.view_functions:
-        # label-studio-ml 1.0.9 only routes POST /versions; LS 1.23 asks with GET.
-        app.add_url_rule("/versions", "clesc_versions", lambda: jsonify({"versions": [BACKEND_VERSION]}),
-                         methods=["GET"])
-    return app
+    measures = measure(decode(path))
+    labels = label(measures, calibration or Calibration())
+    return {"file": str(path), **{a: v for a, (v, _) in labels.items()},
+            "scores": {a: round(s, 3) for a, (_, s) in labels.items()}, "measures": measures.to_dict()}

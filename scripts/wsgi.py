@@ -4,6 +4,8 @@
     gunicorn 'scripts.wsgi:ml_backend()'    the ML backend
 """
 
+from __future__ import annotations
+
 from webhooks.settings import Settings
 
 
@@ -14,14 +16,26 @@ def webhooks():
 
 
 def ml_backend():
-    from ml_backend.model import create_ml_app
+    from ml_backend.app import create_ml_app
 
     return create_ml_app(ml_config(Settings.from_env()))
 
 
 def ml_config(settings: Settings):
     from ml_backend.model import BackendConfig
+    from webhooks.ls_client import connect
 
-    return BackendConfig(model_dir=settings.ml_dir, ls_url=settings.ls_url, ls_token=settings.ls_token,
+    ls = connect(settings.ls_url, settings.ls_token) if settings.ls_url and settings.ls_token else None
+    return BackendConfig(model_dir=settings.ml_dir, ls_url=settings.ls_url, ls_token=settings.ls_token, ls=ls,
                          audio_root=settings.ml_audio_root, allowed_hosts=settings.ml_allowed_hosts,
                          max_bytes=settings.ml_max_bytes, max_seconds=settings.ml_max_seconds)
+
+
+def serve_ml_backend(settings: Settings, workers: int | None = None) -> None:
+    """`clesc ml-backend`: the ML backend under gunicorn on CLESC_ML_HOST:CLESC_ML_PORT, in the foreground."""
+    from ml_backend.app import create_ml_app
+    from webhooks.runners import configure_logging, serve_app
+
+    configure_logging()
+    serve_app(create_ml_app(ml_config(settings)), settings.ml_host, settings.ml_port, workers or settings.workers,
+              "clesc-ml-backend")

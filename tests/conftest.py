@@ -1,8 +1,10 @@
-"""Session fixtures: one real Label Studio server for the whole test session.
+"""Session fixtures: one real Label Studio server (and, for the LLM tests, one real vLLM server) per session.
 
-It runs from Label Studio's own environment (.venv-ls, created on first use), on a free loopback
-port, with a temporary data dir and media root, and is stopped by PID at the end even when
-tests fail.
+Each runs from its own environment (.venv-ls, .venv-vllm, created on first use), on a free loopback
+port with a temporary data dir, and is stopped by PID at the end even when tests fail.
+
+Tests are marked by what they need, from the fixtures they use: `ls` (Label Studio), `vllm`,
+`browser`. `make test-unit` deselects all three and runs without any server.
 """
 
 from __future__ import annotations
@@ -12,15 +14,25 @@ import shutil
 from pathlib import Path
 
 import pytest
-from label_studio_sdk import LabelStudio
 
-from scripts.pools import POOLS, ensure_pools, import_folder
-from scripts.labelstudio import Credentials, LabelStudioServer, ensure_venv
-from scripts.process import free_port
+from label_config.schema import POOLS
+from scripts.labelstudio.projects import ensure_pools, import_folder
+from scripts.local.labelstudio import Credentials, LabelStudioServer, ensure_venv
+from scripts.local.process import free_port
+from tests.helpers import SAMPLES
+from webhooks.ls_client import connect
 from webhooks.settings import PROJECT_ROOT, Settings
 
-SAMPLES = PROJECT_ROOT / "samples" / "clips"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm"}
+"""A test using one of these fixtures (directly or through others) gets the marker."""
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        for fixture, marker in SERVER_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +51,9 @@ def ls_server(tmp_path_factory) -> LabelStudioServer:
 
 
 @pytest.fixture(scope="session")
-def ls(ls_server) -> LabelStudio:
-    """An SDK client logged in as the server's admin (legacy API token)."""
-    return LabelStudio(base_url=ls_server.url, api_key=ls_server.credentials.token)
+def ls(ls_server):
+    """An SDK client logged in as the server's admin (legacy API token), with the project's retry policy."""
+    return connect(ls_server.url, ls_server.credentials.token)
 
 
 @pytest.fixture(scope="session")
@@ -55,16 +67,27 @@ def clips_dir(ls_server) -> Path:
 
 @pytest.fixture(scope="session")
 def pools(ls, clips_dir):
-    """Expert, Crowd and Review projects in the test LS, the pools holding the sample clips."""
+    """Expert, Crowd and Review projects in the test LS by role, the pools holding the sample clips."""
     projects = ensure_pools(ls, overlap=3, with_review=True)
-    for title in POOLS:
-        import_folder(ls, projects[title].id, clips_dir)
+    for pool in POOLS:
+        import_folder(ls, projects[pool].id, clips_dir)
     return projects
 
 
-def task_for_clip(ls, project_id: int, clip: str):
-    """The task of `project_id` whose audio is the sample clip named `clip`."""
-    return next(t for t in ls.tasks.list(project=project_id, page_size=100) if t.data["audio"].endswith("/" + clip))
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """A real vLLM (CPU) server serving the tiny random-weight Mixtral built here, once per session."""
+    from scripts.local.vllm import VLLMServer, build_tiny_mixtral, ensure_vllm_venv
+
+    python = ensure_vllm_venv(Settings.from_env().vllm_venv)
+    base = tmp_path_factory.mktemp("vllm")
+    model = build_tiny_mixtral(base / "mixtral-tiny-random", python)
+    server = VLLMServer(python, model, free_port(), log_path=base / "vllm.log", max_model_len=16384)
+    server.start(timeout=600)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,13 @@
-"""Webhook service: ingest LS webhooks, store, queue, judge (rules), write verdicts back to LS.
+"""The webhook service: ingest Label Studio webhooks, store them, queue jobs, judge, write verdicts back.
 
-Entry points: `webhooks.app.create_app(settings)` (WSGI: `scripts.wsgi:webhooks()`), `webhooks.runners`
-(gunicorn and the Huey worker), `webhooks.loop.JudgeLoop` (the jobs). Settings come from
-`webhooks.settings.Settings.from_env()` at the entry points only.
+What it holds:
+- settings.py: every CLESC_* setting, read in one place (`Settings.from_env()`, at the entry points only);
+- app.py + ingest.py: the Flask application factory `create_app(settings)` and the webhook's validation;
+- store.py: the durable store (SQLAlchemy: SQLite or PostgreSQL); queue.py: the Huey job queue;
+- ls_client.py: the Label Studio client every call goes through (one retry policy);
+- worker.py: `JudgeLoop`, the worker's jobs (judge a task, write back, ops decisions, reconcile);
+- runners.py: the long-running processes (gunicorn, the Huey consumer);
+- judge/: the judge backends (rules, llm), pure apart from the LLM's HTTP client.
+
+May import: label_config, and its own modules; never scripts or ml_backend.
 """

@@ -13,6 +13,7 @@ import logging
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from label_config.schema import REVIEW
 from webhooks.ingest import BadPayload, parse_webhook
 from webhooks.queue import JobQueue
 from webhooks.settings import Settings
@@ -81,7 +82,7 @@ def webhook():
     log.info("event %d: %s project %d task %d annotation %d", event_id, event.action, event.project_id,
              event.task_id, event.annotation["id"])
     try:
-        if role == "review":
+        if role == REVIEW:
             ctx["queue"].apply_decision(event.task_id)
         else:
             ctx["queue"].judge(event.project_id, event.task_id)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from label_config.payloads import redact
+from label_config.redact import redact
 
 WATCHED_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED"})
 ANNOTATION_FIELDS = ("id", "task", "project", "completed_by", "created_at", "updated_at", "was_cancelled",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.exceptions import RetryTask, TaskLockedException
 
+from label_config.schema import REVIEW
 from webhooks.settings import Settings
 
 log = logging.getLogger("clesc.queue")
@@ -83,7 +84,7 @@ class JobQueue:
         pending = self.loop().store.pending_tasks(older_than_s)
         roles = self.loop().store.project_roles()
         for project_id, task_id in pending:
-            if roles.get(project_id) == "review":
+            if roles.get(project_id) == REVIEW:
                 self.apply_decision(task_id)
             else:
                 self.judge(project_id, task_id)

@@ -38,9 +38,9 @@ def serve(settings: Settings, workers: int | None = None) -> None:
 
 def work(settings: Settings) -> None:
     """A Huey consumer running the judge jobs, the sweep and the periodic reconciliation."""
-    from webhooks.loop import JudgeLoop
     from webhooks.queue import JobQueue
     from webhooks.store import Store
+    from webhooks.worker import JudgeLoop
 
     configure_logging()
     store = Store(settings.database_url)
@@ -49,3 +49,17 @@ def work(settings: Settings) -> None:
     consumer = queue.huey.create_consumer(workers=settings.workers, worker_type="thread", periodic=True,
                                           flush_locks=True, check_worker_health=True)
     consumer.run()
+
+
+def reconcile(settings: Settings, *, enqueue: bool = False, progress=None) -> dict[str, int]:
+    """`clesc reconcile`: judge (or with `enqueue`, queue for the workers) what LS holds that the store has
+    not processed. ValueError when no project is watched yet."""
+    from webhooks.queue import JobQueue
+    from webhooks.store import Store
+    from webhooks.worker import JudgeLoop
+
+    store = Store(settings.database_url)
+    if not store.project_roles():
+        raise ValueError("no watched projects in the store; run `clesc setup` first")
+    loop = JudgeLoop(settings, store, settings.ls_client())
+    return loop.reconcile(enqueue=JobQueue.from_settings(settings) if enqueue else None, progress=progress)

@@ -7,11 +7,17 @@ everything else receives the object. The README's settings table lists the same 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from label_config.schema import POOLS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 """The checkout this package runs from (an editable install); defaults below live under it."""
+
+DEFAULT_RATES_PER_HOUR = {"expert": 30.0, "crowd": 10.0}
+"""Placeholder hourly rates for reports (CLESC_RATE_<POOL>_PER_HOUR sets yours)."""
 
 
 
@@ -65,14 +71,16 @@ class Settings:
     sync_reference_prediction: bool = False
     rates: dict[str, dict[str, float | None]] = field(default_factory=dict)
     currency: str = "USD"
-    pool_projects: dict[str, str] = field(default_factory=lambda: {"expert": "Expert", "crowd": "Crowd"})
+    pool_projects: dict[str, str] = field(default_factory=lambda: {pool: pool.capitalize() for pool in POOLS})
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from CLESC_* variables (`env`, default the process environment); ValueError names a bad one."""
+        env = os.environ if env is None else env
 
         def path(name: str, default: Path) -> Path:
-            return Path(env[name]).expanduser().resolve() if env.get(name) else default
+            value = env.get(name)
+            return Path(value).expanduser().resolve() if value else default
 
         def integer(name: str, default: int, low: int) -> int:
             raw = env.get(name)
@@ -107,7 +115,8 @@ class Settings:
         home = path("CLESC_HOME", PROJECT_ROOT / ".clesc")
         service_port = integer("CLESC_SERVICE_PORT", 8090, 1)
         service_host = env.get("CLESC_SERVICE_HOST") or "127.0.0.1"
-        reject_on = tuple(r.strip() for r in env["CLESC_REJECT_ON"].split(",") if r.strip()) if env.get("CLESC_REJECT_ON") else None
+        raw_reject_on = env.get("CLESC_REJECT_ON")
+        reject_on = tuple(r.strip() for r in raw_reject_on.split(",") if r.strip()) if raw_reject_on else None
         return cls(
             home=home,
             ls_url=(env.get("CLESC_LS_URL") or "").rstrip("/") or None,
@@ -152,17 +161,16 @@ class Settings:
             rates={
                 pool: {"per_hour": number(f"CLESC_RATE_{pool.upper()}_PER_HOUR", per_hour),
                        "per_annotation": number(f"CLESC_RATE_{pool.upper()}_PER_ANNOTATION", None)}
-                for pool, per_hour in (("expert", 30.0), ("crowd", 10.0))
+                for pool, per_hour in DEFAULT_RATES_PER_HOUR.items()
             },
             currency=(env.get("CLESC_CURRENCY") or "USD").strip(),
             pool_projects={pool: (env.get(f"CLESC_{pool.upper()}_PROJECT") or pool.capitalize()).strip()
-                           for pool in ("expert", "crowd")},
+                           for pool in POOLS},
         )
 
     def ls_client(self):
-        """An SDK client for the configured Label Studio (CLESC_LS_URL, CLESC_LS_TOKEN)."""
-        from label_studio_sdk import LabelStudio
+        """An SDK client for the configured Label Studio (CLESC_LS_URL, CLESC_LS_TOKEN), retrying as
+        every LS call of the project does (webhooks.ls_client)."""
+        from webhooks.ls_client import connect
 
-        if not self.ls_url or not self.ls_token:
-            raise ValueError("set CLESC_LS_URL and CLESC_LS_TOKEN to reach Label Studio")
-        return LabelStudio(base_url=self.ls_url, api_key=self.ls_token)
+        return connect(self.ls_url or "", self.ls_token or "")

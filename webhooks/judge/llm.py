@@ -23,7 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from label_config import InvalidLabel, LabelRecord, Taxonomy, load_taxonomy, parse_annotation
+from label_config import (
+    InvalidLabel,
+    LabelRecord,
+    Taxonomy,
+    load_taxonomy,
+    parse_annotation,
+)
 from label_config.schema import ATTRIBUTES, WORD_KINDS
 from webhooks.judge.rules import RulesJudge
 from webhooks.judge.verdict import (

@@ -56,3 +56,13 @@ def load_export(path: str | Path) -> list[dict[str, Any]]:
         if not isinstance(task.get("annotations", []), list):
             raise ValueError(f"{path}: task {task['id']}: 'annotations' must be a list")
     return tasks
+
+
+def judge_file(export: str | Path, out: str | Path, judge: Judge, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """`clesc judge`: VERDICTS.json for an LS JSON export file, written to `out`; the verdicts.
+
+    ValueError (from load_export) names what is wrong with the export.
+    """
+    verdicts = judge_export(load_export(export), judge, progress=progress)
+    Path(out).write_text(json.dumps(verdicts, indent=1, ensure_ascii=False))
+    return verdicts

@@ -1,12 +1,11 @@
 """The `rules` judge: deterministic checks of one task's annotations against the taxonomy.
 
-Data in, verdict out; no I/O. It runs the votes and checks of DESIGN.md's workflow step 3:
+Data in, verdict out; no I/O. It runs the votes and checks of the workflow (docs/contracts.md):
 majority vote over pace/pitch/volume (a tie gives no value, whatever the order), contradictions
 inside each description (`opposes`, `implies`), and a "logical" majority vote over emotion and
 voice words where words of one concept count together.
 
-A concept is a group of words of one family whose (valence, arousal) points all lie within
-`Policy.concept_distance` of each other (complete-linkage clustering, computed once per judge).
+Concepts are `label_config.concepts.Concepts` at `Policy.concept_distance` (grouped once per judge).
 
 >>> from label_config import LabelRecord, to_annotation
 >>> def ann(id, user, pace, emotion, volume="medium", voice=()):
@@ -26,22 +25,32 @@ A concept is a group of words of one family whose (valence, arousal) points all 
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from label_config import InvalidLabel, LabelRecord, Taxonomy, load_taxonomy, parse_annotation
+from label_config import (
+    InvalidLabel,
+    LabelRecord,
+    Taxonomy,
+    load_taxonomy,
+    parse_annotation,
+)
+from label_config.concepts import DEFAULT_DISTANCE, Concepts
 from label_config.records import user_id
 from label_config.schema import ATTRIBUTES, WORD_KINDS
-
-from webhooks.judge.verdict import REASON_CODES, AnnotationVerdict, Reason, TaskVerdict, empty_consensus, task_status
+from webhooks.judge.verdict import (
+    REASON_CODES,
+    AnnotationVerdict,
+    Reason,
+    TaskVerdict,
+    empty_consensus,
+    task_status,
+)
 
 RULES_VERSION = "rules-1"
 """Bump when a change to the rules can change a verdict on the same input."""
-
-_DISTANCE_TOLERANCE = 1e-9  # valence/arousal are decimals; 0.9 - 0.8 is not exactly 0.1 in floats
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ class Policy:
         {"contradiction", "inconsistent_with_choices", "emotion_outlier", "empty_description", "invalid_label"}
     )
     minority_attributes_to_reject: int | None = len(ATTRIBUTES)
-    concept_distance: float = 0.35
+    concept_distance: float = DEFAULT_DISTANCE
     overlap: int = 3
 
     def __post_init__(self) -> None:
@@ -88,35 +97,6 @@ class Policy:
         return m is not None and codes["categorical_minority"] >= m
 
 
-def complete_linkage(points: Sequence[tuple[float, float]], max_distance: float) -> list[list[int]]:
-    """Group points so that any two points of a group are within `max_distance` (Euclidean).
-
-    Agglomerative: merge the two closest groups (distance = their farthest pair) until none are
-    close enough; ties go to the earliest pair. Groups and their members are in input order.
-
-    >>> complete_linkage([(0, 0), (0.2, 0), (0.4, 0), (1, 1)], 0.3)
-    [[0, 1], [2], [3]]
-    """
-    n = len(points)
-    dist = [[math.dist(p, q) for q in points] for p in points]
-    groups: dict[int, list[int]] = {i: [i] for i in range(n)}
-    limit = max_distance + _DISTANCE_TOLERANCE
-    while True:
-        best: tuple[float, int, int] | None = None
-        alive = sorted(groups)
-        for x, i in enumerate(alive):
-            for j in alive[x + 1:]:
-                if dist[i][j] <= limit and (best is None or dist[i][j] < best[0]):
-                    best = (dist[i][j], i, j)
-        if best is None:
-            break
-        _, keep, gone = best
-        groups[keep] += groups.pop(gone)
-        for k in groups:
-            dist[keep][k] = dist[k][keep] = max(dist[keep][k], dist[gone][k])
-    return [sorted(g) for _, g in sorted(groups.items())]
-
-
 @dataclass
 class _Entry:
     """One non-cancelled annotation while it is judged."""
@@ -139,16 +119,8 @@ class RulesJudge:
     def __init__(self, taxonomy: Taxonomy | None = None, policy: Policy | None = None):
         self.taxonomy = taxonomy or load_taxonomy()
         self.policy = policy or Policy()
-        self._rank = {word: i for i, word in enumerate(self.taxonomy)}
-        self._concept_of: dict[str, int] = {}
-        self._concept_words: list[tuple[str, ...]] = []
-        for family in self.taxonomy.families:
-            words = [self.taxonomy[w] for w in family.words]
-            for group in complete_linkage([(w.valence, w.arousal) for w in words], self.policy.concept_distance):
-                members = tuple(sorted((words[i].word for i in group), key=self._rank.__getitem__))
-                for word in members:
-                    self._concept_of[word] = len(self._concept_words)
-                self._concept_words.append(members)
+        self.concepts = Concepts(self.taxonomy, self.policy.concept_distance)
+        self._rank = self.concepts.rank
 
     def synonyms(self, word: str) -> tuple[str, ...]:
         """The words counted together with `word` (its concept, `word` included), in taxonomy order.
@@ -156,7 +128,7 @@ class RulesJudge:
         >>> "joyful" in RulesJudge().synonyms("happy")
         True
         """
-        return self._concept_words[self._concept_of[word]]
+        return self.concepts.synonyms(word)
 
     def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]]) -> TaskVerdict:
         """The verdict on one task from its LS annotation JSON (export or API form)."""
@@ -232,14 +204,14 @@ class RulesJudge:
         return TaskVerdict(task_id, status, consensus, annotations, {"backend": self.backend, "version": self.version})
 
     def _concepts(self, words: Iterable[str]) -> set[int]:
-        return {self._concept_of[w] for w in words}
+        return self.concepts.of_all(words)
 
     def _consensus_concepts(self, records: Sequence[LabelRecord], kind: str, needed: int) -> dict[int, str]:
         """Concepts backed by `needed` annotations -> canonical word, by support then taxonomy order."""
         support = Counter(c for r in records for c in self._concepts(r.words(kind)))
         usage = Counter(w for r in records for w in r.words(kind))
         canonical = {
-            concept: min((w for w in self._concept_words[concept] if usage[w]), key=lambda w: (-usage[w], self._rank[w]))
+            concept: min((w for w in self.concepts.words(concept) if usage[w]), key=lambda w: (-usage[w], self._rank[w]))
             for concept, backers in support.items()
             if backers >= needed
         }

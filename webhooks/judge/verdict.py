@@ -1,6 +1,6 @@
 """What a judge says about one task: a status, a consensus and a verdict per annotation.
 
-`TaskVerdict.to_json()` is one object of the VERDICTS.json contract (DESIGN.md); every judge
+`TaskVerdict.to_json()` is one object of the VERDICTS.json contract (docs/contracts.md); every judge
 backend returns this type, so the rest of the service never needs to know which one ran.
 
 >>> v = TaskVerdict(
@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from label_config.meta import JudgeMeta
 from label_config.schema import ATTRIBUTES, WORD_KINDS
 
 REASON_CODES = (
@@ -33,7 +34,7 @@ REASON_CODES = (
     "empty_description",
     "invalid_label",
 )
-"""Why an annotation may be rejected (DESIGN.md: extend, don't rename)."""
+"""Why an annotation may be rejected (docs/contracts.md: extend, don't rename)."""
 
 ANNOTATION_VERDICTS = ("accept", "reject")
 TASK_STATUSES = ("accepted", "needs_review", "no_consensus", "incomplete")
@@ -94,6 +95,17 @@ class TaskVerdict:
     def rejected_ids(self) -> tuple[int, ...]:
         """Ids of the annotations this verdict proposes to reject (those that have an id)."""
         return tuple(a.annotation_id for a in self.annotations if a.rejected and a.annotation_id is not None)
+
+    def judge_meta(self) -> JudgeMeta:
+        """The verdict as the pool task's meta["clesc"] carries it (label_config.meta)."""
+        return JudgeMeta(
+            status=self.status,
+            consensus=self.to_json()["consensus"],
+            rejected=self.rejected_ids,
+            reasons={a.annotation_id: tuple((r.code, r.detail) for r in a.reasons)
+                     for a in self.annotations if a.reasons and a.annotation_id is not None},
+            judge=dict(self.judge),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """One object of VERDICTS.json; a fresh structure the caller may change."""

@@ -1,0 +1,149 @@
+"""The task meta keys clesc-studio writes into Label Studio tasks, read and written in this one place.
+
+- `meta["clesc"]` (`JudgeMeta`): the judge's verdict on a pool task: status, consensus, the ids of
+  the annotations it proposes to reject and every annotation's reasons, and which judge ran.
+- `meta["clesc_pair"]` (`PairMeta`): the link to the other pool's task of the same clip, with what
+  that pool says about the clip (status, consensus, annotation count).
+
+Readers are lenient (a task edited by hand gives None or drops what does not fit, never an
+exception); writers return a new meta dict that keeps every other key. docs/contracts.md describes
+both keys for users' own scripts.
+
+>>> meta = with_judge({"other": 1}, JudgeMeta("needs_review", {"pace": "fast"}, (5,),
+...                                           {5: (("contradiction", "calm vs agitated"),)}, {"backend": "rules"}))
+>>> sorted(meta), meta["clesc"]["reasons"]
+(['clesc', 'other'], {'5': [{'code': 'contradiction', 'detail': 'calm vs agitated'}]})
+>>> read_judge(meta).reason_codes(5), read_judge({}) is None
+(('contradiction',), True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+JUDGE_KEY = "clesc"
+"""Task meta key of the judge's verdict."""
+
+PAIR_KEY = "clesc_pair"
+"""Task meta key of the link to the other pool's task of the same clip."""
+
+
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class JudgeMeta:
+    """What `meta["clesc"]` holds. `reasons`: annotation id -> ((code, detail), ...)."""
+
+    status: str
+    consensus: Mapping[str, Any]
+    rejected: tuple[int, ...] = ()
+    reasons: Mapping[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    judge: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Further keys (added by later versions of the service), kept as they are."""
+
+    def reason_codes(self, annotation_id: int) -> tuple[str, ...]:
+        return tuple(code for code, _ in self.reasons.get(annotation_id, ()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "status": self.status,
+            "consensus": dict(self.consensus),
+            "rejected": list(self.rejected),
+            "reasons": {str(aid): [{"code": c, "detail": d} for c, d in items] for aid, items in self.reasons.items()},
+            "judge": dict(self.judge),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> JudgeMeta | None:
+        data = _mapping(data)
+        if data is None or not isinstance(data.get("status"), str):
+            return None
+        reasons: dict[int, tuple[tuple[str, str], ...]] = {}
+        for key, items in (_mapping(data.get("reasons")) or {}).items():
+            aid = _int(key)
+            if aid is None or not isinstance(items, list):
+                continue
+            reasons[aid] = tuple((str(r.get("code", "")), str(r.get("detail", ""))) for r in items if isinstance(r, Mapping))
+        known = {"status", "consensus", "rejected", "reasons", "judge"}
+        return cls(
+            status=data["status"],
+            consensus=dict(_mapping(data.get("consensus")) or {}),
+            rejected=tuple(i for i in (_int(x) for x in data.get("rejected") or []) if i is not None),
+            reasons=reasons,
+            judge=dict(_mapping(data.get("judge")) or {}),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class PairMeta:
+    """What `meta["clesc_pair"]` holds: the other pool's task and what that pool says of the clip."""
+
+    pool: str
+    project: int
+    task: int
+    status: str = "incomplete"
+    consensus: Mapping[str, Any] = field(default_factory=dict)
+    annotations: int = 0
+    judged_by: str = "sync"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pool": self.pool, "project": self.project, "task": self.task, "status": self.status,
+                "consensus": dict(self.consensus), "annotations": self.annotations, "judged_by": self.judged_by}
+
+    @classmethod
+    def from_json(cls, data: Any) -> PairMeta | None:
+        data = _mapping(data)
+        if data is None:
+            return None
+        project, task = _int(data.get("project")), _int(data.get("task"))
+        if project is None or task is None or not isinstance(data.get("pool"), str):
+            return None
+        return cls(pool=data["pool"], project=project, task=task, status=str(data.get("status") or "incomplete"),
+                   consensus=dict(_mapping(data.get("consensus")) or {}),
+                   annotations=_int(data.get("annotations")) or 0, judged_by=str(data.get("judged_by") or "sync"))
+
+
+def _meta(meta: Any) -> Mapping[str, Any]:
+    return _mapping(meta) or {}
+
+
+def read_judge(meta: Any) -> JudgeMeta | None:
+    """The judge's verdict in a task's meta, or None."""
+    return JudgeMeta.from_json(_meta(meta).get(JUDGE_KEY))
+
+
+def with_judge(meta: Any, judge: JudgeMeta) -> dict[str, Any]:
+    """A copy of `meta` with the judge's verdict set."""
+    return {**_meta(meta), JUDGE_KEY: judge.to_json()}
+
+
+def read_pair(meta: Any) -> PairMeta | None:
+    """The link to the other pool's task in a task's meta, or None."""
+    return PairMeta.from_json(_meta(meta).get(PAIR_KEY))
+
+
+def with_pair(meta: Any, pair: PairMeta) -> dict[str, Any]:
+    """A copy of `meta` with the pair link set."""
+    return {**_meta(meta), PAIR_KEY: pair.to_json()}
+
+
+def pair_json(meta: Any) -> Any:
+    """The raw `meta["clesc_pair"]` value, for comparing before a write (None when absent)."""
+    return _meta(meta).get(PAIR_KEY)

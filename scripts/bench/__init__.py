@@ -1,0 +1,6 @@
+"""Benchmarks: scripts that measure and print figures (never assertions), each next to its baseline.
+
+    .venv/bin/python -m scripts.bench NAME [OPTIONS]     (NAME: see `python -m scripts.bench --help`)
+
+Each module has a `main(argv)`; `synthetic.py` makes the synthetic datasets they (and some tests) use.
+"""

@@ -1,0 +1,122 @@
+"""A local Label Studio: its own virtual environment, and a server process we start and stop by PID.
+
+Label Studio is a separate service (in production too), so it never shares our environment:
+`ensure_venv` creates `.venv-ls` on first use with the pinned version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from scripts.local.process import ServerError, ServerProcess
+
+LABEL_STUDIO_VERSION = "1.23.2"
+"""The Label Studio release the tests run against; docs/platform-notes.md was checked on it."""
+
+_STAMP = ".clesc-label-studio"
+
+
+class LabelStudioError(ServerError):
+    pass
+
+
+def ensure_venv(venv: Path, *, python: str | None = None, echo=print) -> Path:
+    """Create or update the Label Studio environment; return its `label-studio` executable."""
+    exe = venv / "bin" / "label-studio"
+    stamp = venv / _STAMP
+    if exe.exists() and stamp.exists() and stamp.read_text().strip() == LABEL_STUDIO_VERSION:
+        return exe
+    base = python or getattr(sys, "_base_executable", None) or sys.executable
+    echo(f"Installing Label Studio {LABEL_STUDIO_VERSION} into {venv} (first use: about 2 minutes)...")
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         f"label-studio=={LABEL_STUDIO_VERSION}"],
+        check=True,
+    )
+    stamp.write_text(LABEL_STUDIO_VERSION + "\n")
+    return exe
+
+
+@dataclass
+class Credentials:
+    """The admin login and API token of a local Label Studio data dir, kept next to its database."""
+
+    username: str
+    password: str
+    token: str
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path, username: str, password: str | None = None) -> Credentials:
+        path = data_dir / "credentials.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            return cls(saved["username"], saved["password"], saved["token"])
+        creds = cls(username, password or secrets.token_urlsafe(12), secrets.token_hex(20))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(creds.__dict__))
+        return creds
+
+
+class LabelStudioServer(ServerProcess):
+    """One `label-studio start` process on loopback with its own data dir.
+
+    Use (the tests' session fixture `ls_server` does this):
+
+        server = LabelStudioServer(exe, data_dir, port, creds, document_root)
+        server.start(); ...; server.stop()
+    """
+
+    name = "Label Studio"
+    error = LabelStudioError
+
+    def __init__(self, exe: Path, data_dir: Path, port: int, credentials: Credentials,
+                 document_root: Path, host: str = "127.0.0.1"):
+        super().__init__(port, data_dir / "label-studio.log", host, pid_path=data_dir / "label-studio.pid")
+        self.exe, self.data_dir, self.credentials, self.document_root = exe, data_dir, credentials, document_root
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "VIRTUAL_ENV"))}
+        env.update(
+            LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
+            LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED="true",
+            LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=str(self.document_root),
+            # Our webhook service and ML backend live on loopback next to LS.
+            SSRF_PROTECTION_ENABLED="false",
+            ML_BLOCK_LOCAL_IP="false",
+            SENTRY_DSN="",
+            FRONTEND_SENTRY_DSN="",
+            COLLECT_ANALYTICS="false",
+        )
+        return env
+
+    def command(self) -> list[str]:
+        c = self.credentials
+        return [
+            str(self.exe), "start", "--no-browser", "--internal-host", self.host, "--port", str(self.port),
+            "--username", c.username, "--password", c.password, "--user-token", c.token,
+            # Takes effect on the first start of a data dir only (docs/platform-notes.md); harmless later.
+            "--enable-legacy-api-token",
+        ]
+
+    def healthy(self) -> bool:
+        r = requests.get(self.url + "/health", timeout=2)
+        return r.ok and r.json().get("status") == "UP"
+
+    def start(self, timeout: float = 240.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().start(timeout)

@@ -1,0 +1,301 @@
+"""Audio measures and label rules of the ML backend, on signals synthesised here and on the shipped samples.
+
+The synthetic "voice" is a harmonic series on an f0 contour, amplitude-modulated into syllable-like
+bumps at a set rate, at a set RMS level: each test moves one of rate, f0 and level and checks that
+the measure and the label move the right way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from label_config.schema import ATTRIBUTES
+from ml_backend.audio import AudioError, DecodedAudio, decode
+from ml_backend.labels import (
+    CALIBRATION_VERSION,
+    DEFAULT_CALIBRATION,
+    Calibration,
+    fit,
+    label,
+    model_version,
+)
+from ml_backend.measures import Measures, measure
+
+SR = 16_000
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+MIN_CORRECT_SAMPLES = 6
+
+
+def voice(seconds: float = 4.0, f0: float = 120.0, f0_end: float | None = None, rate: float = 4.5,
+          level_dbfs: float = -20.0, seed: int = 0) -> np.ndarray:
+    """A harmonic 'voice' (f0 constant, or gliding geometrically to f0_end) in `rate` syllables per second."""
+    t = np.arange(int(seconds * SR)) / SR
+    f = np.geomspace(f0, f0_end, len(t)) if f0_end else np.full(len(t), f0)
+    phase = 2 * np.pi * np.cumsum(f) / SR
+    harmonics = int(4000 / f.max())
+    source = sum(np.sin(k * phase) / k for k in range(1, harmonics + 1))
+    x = source * np.sin(np.pi * rate * t) ** 2  # one bump per syllable
+    x *= 10 ** (level_dbfs / 20) / np.sqrt(np.mean(x ** 2))
+    x += np.random.default_rng(seed).normal(0, 1e-4, len(x))  # a recording's noise floor
+    return x.astype(np.float32)
+
+
+def wav_bytes(x: np.ndarray, rate: int = SR, fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format=fmt)
+    return buf.getvalue()
+
+
+def measure_signal(x: np.ndarray) -> Measures:
+    return measure(decode(wav_bytes(x)))
+
+
+def labels_of(x: np.ndarray) -> dict[str, str]:
+    return {attr: value for attr, (value, _score) in label(measure_signal(x)).items()}
+
+
+# --- decode and AudioError ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
+def test_decode_reads_the_four_formats_from_bytes(fmt):
+    clip = decode(wav_bytes(voice(seconds=1.0), fmt=fmt))
+    assert clip.sample_rate == SR
+    assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
+    assert clip.duration_s == pytest.approx(1.0, abs=0.06)
+
+
+def test_decode_mixes_stereo_to_mono_and_reads_paths(tmp_path):
+    left = voice(seconds=1.0)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, np.zeros_like(left)], axis=1), SR, subtype="FLOAT")
+    clip = decode(path)
+    assert clip.samples.ndim == 1
+    np.testing.assert_allclose(clip.samples, left / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "empty"),
+    (np.random.default_rng(1).bytes(4096), "could not decode"),
+    (wav_bytes(voice(seconds=1.0))[:30], "could not decode"),  # a WAV cut inside its header
+    (wav_bytes(np.zeros(0, dtype=np.float32)), "no samples"),
+    (wav_bytes(np.zeros(SR, dtype=np.float32)), "silent"),
+    (wav_bytes(voice(seconds=1.0), fmt="AIFF"), "unsupported audio format AIFF"),
+    (wav_bytes(np.zeros(61 * 8000, dtype=np.float32) + 0.1, rate=8000), "too long"),
+])
+def test_unusable_audio_is_an_audio_error_that_says_why(data, words):
+    with pytest.raises(AudioError, match=words):
+        decode(data)
+
+
+def test_max_seconds_is_a_parameter():
+    data = wav_bytes(voice(seconds=2.0))
+    assert decode(data, max_seconds=3).duration_s == pytest.approx(2.0)
+    with pytest.raises(AudioError, match="too long: 2.0 s, the limit is 1 s"):
+        decode(data, max_seconds=1)
+
+
+def test_missing_file_is_an_audio_error(tmp_path):
+    with pytest.raises(AudioError, match="no audio file"):
+        decode(tmp_path / "nope.wav")
+
+
+def test_audio_error_is_a_value_error():
+    assert issubclass(AudioError, ValueError)
+
+
+def test_noise_without_speech_is_an_audio_error():
+    hiss = np.random.default_rng(0).normal(0, 10 ** (-60 / 20), 3 * SR).astype(np.float32)
+    with pytest.raises(AudioError, match="no speech found"):
+        measure_signal(hiss)
+
+
+# --- measures ----------------------------------------------------------------------------------
+
+def test_measures_are_timed_and_round_trip_through_a_dict():
+    m = measure_signal(voice())
+    assert set(m.timings_ms) == {"prepare", "vad", "pitch", "syllables", "loudness"}
+    assert all(ms >= 0 for ms in m.timings_ms.values())
+    d = m.to_dict()
+    assert "timings_ms" not in d and "timings_ms" in m.to_dict(timings=True)
+    assert Measures.from_dict(d) == m
+
+
+def test_speaking_time_counts_speech_not_silence():
+    x = np.concatenate([voice(seconds=2.0), np.zeros(2 * SR, dtype=np.float32)])
+    m = measure_signal(x)
+    assert m.duration_s == pytest.approx(4.0)
+    assert 1.5 <= m.speaking_time_s <= 2.3
+    assert 0.35 <= m.speech_ratio <= 0.6
+
+
+def test_syllable_rate_follows_the_modulation_rate():
+    rates = [measure_signal(voice(rate=r)).syllable_rate for r in (2.5, 4.5, 7.0)]
+    assert rates == sorted(rates)
+    for measured, true in zip(rates, (2.5, 4.5, 7.0)):
+        assert measured == pytest.approx(true, rel=0.15)
+
+
+def test_faster_syllables_give_a_faster_pace():
+    assert [labels_of(voice(rate=r))["pace"] for r in (2.5, 4.5, 7.0)] == ["slow", "normal", "fast"]
+
+
+def test_a_change_of_rate_within_the_clip_is_variable_pace():
+    steady = measure_signal(voice(seconds=5.0, rate=4.5))
+    changing = np.concatenate([voice(seconds=2.5, rate=2.5), voice(seconds=2.5, rate=7.0, seed=1)])
+    m = measure_signal(changing)
+    assert m.rate_spread > 2 * steady.rate_spread
+    assert labels_of(changing)["pace"] == "variable"
+
+
+def test_f0_statistics_match_the_synthesised_f0():
+    m = measure_signal(voice(f0=150.0))
+    assert m.f0_median_hz == pytest.approx(150.0, rel=0.02)
+    assert m.f0_range_st < 1.0
+
+
+def test_higher_f0_gives_a_higher_pitch_label():
+    assert [labels_of(voice(f0=f))["pitch"] for f in (85.0, 104.0, 140.0)] == ["low", "medium", "high"]
+
+
+def test_pitch_is_relative_to_the_voice_class():
+    """210 Hz is an ordinary height for a high voice, 280 Hz a raised one."""
+    assert [labels_of(voice(f0=f))["pitch"] for f in (210.0, 280.0)] == ["medium", "high"]
+
+
+def test_an_octave_glide_is_variable_pitch():
+    m = measure_signal(voice(f0=100.0, f0_end=200.0))
+    assert m.f0_range_st == pytest.approx(0.8 * 12, abs=0.6)  # p10..p90 of a one-octave glide
+    assert labels_of(voice(f0=100.0, f0_end=200.0))["pitch"] == "variable"
+
+
+def test_20_db_more_gain_is_20_db_louder_and_a_louder_label():
+    quiet, loud = voice(level_dbfs=-34.0), voice(level_dbfs=-14.0)
+    mq, ml = measure_signal(quiet), measure_signal(loud)
+    assert ml.active_level_dbfs - mq.active_level_dbfs == pytest.approx(20.0, abs=0.5)
+    assert ml.loudness_lufs - mq.loudness_lufs == pytest.approx(20.0, abs=0.5)
+    assert not ml.loudness_is_fallback
+    assert (labels_of(quiet)["volume"], labels_of(voice(level_dbfs=-21.5))["volume"], labels_of(loud)["volume"]) \
+        == ("quiet", "medium", "loud")
+
+
+def test_half_quiet_half_loud_is_variable_volume():
+    x = np.concatenate([voice(seconds=2.0, level_dbfs=-32.0), voice(seconds=2.0, level_dbfs=-12.0, seed=1)])
+    assert measure_signal(x).level_spread_db > 15.0
+    assert labels_of(x)["volume"] == "variable"
+
+
+def test_a_clip_shorter_than_a_loudness_block_falls_back_to_the_active_level():
+    m = measure(DecodedAudio(voice(seconds=0.35, rate=6.0), SR))
+    assert m.loudness_is_fallback
+    assert m.loudness_lufs == m.active_level_dbfs
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+def made(**values) -> Measures:
+    """Measures of a steady, ordinary clip, with some values replaced."""
+    base = dict(duration_s=3.0, speaking_time_s=2.5, speech_ratio=0.83, syllable_count=12, syllable_rate=5.0,
+                rate_spread=1.2, f0_median_hz=104.0, f0_p10_hz=95.0, f0_p90_hz=115.0, f0_range_st=3.3,
+                loudness_lufs=-21.0, loudness_is_fallback=False, active_level_dbfs=-21.0, level_spread_db=5.0)
+    return Measures(**(base | values))
+
+
+def test_labels_use_the_schema_values_and_scores_in_0_1():
+    labels = label(made())
+    assert set(labels) == set(ATTRIBUTES)
+    for attr, (value, score) in labels.items():
+        assert value in ATTRIBUTES[attr].values
+        assert 0.0 <= score <= 1.0
+    assert labels == {"pace": ("normal", pytest.approx(labels["pace"][1])),
+                      "pitch": ("medium", pytest.approx(labels["pitch"][1])),
+                      "volume": ("medium", pytest.approx(labels["volume"][1]))}
+
+
+def test_score_is_zero_on_a_threshold_and_grows_away_from_it():
+    c = DEFAULT_CALIBRATION
+    on, near, far = (label(made(syllable_rate=r))["pace"][1]
+                     for r in (c.pace_fast_above, c.pace_fast_above - 0.2, (c.pace_slow_below + c.pace_fast_above) / 2))
+    assert on == 0.0 < near < far <= 1.0
+
+
+def test_unvoiced_clip_gets_no_pitch_label():
+    nan = math.nan
+    labels = label(made(f0_median_hz=nan, f0_p10_hz=nan, f0_p90_hz=nan, f0_range_st=nan))
+    assert set(labels) == {"pace", "volume"}
+
+
+def test_calibration_round_trips_and_refuses_another_version():
+    c = Calibration(name="x", pace_fast_above=5.5)
+    assert Calibration.from_dict(c.to_dict()) == c
+    assert c.to_dict()["version"] == CALIBRATION_VERSION
+    with pytest.raises(ValueError, match="version"):
+        Calibration.from_dict({**c.to_dict(), "version": CALIBRATION_VERSION + 1})
+
+
+def test_model_version_names_rules_and_calibration():
+    assert model_version(DEFAULT_CALIBRATION) == f"audio-rules-v{CALIBRATION_VERSION}-{DEFAULT_CALIBRATION.name}"
+
+
+# --- fit ---------------------------------------------------------------------------------------
+
+def paced(rate: float, value: str) -> tuple[Measures, dict[str, str]]:
+    return made(syllable_rate=rate), {"pace": value}
+
+
+def test_fit_moves_the_fast_threshold_below_a_clip_the_project_calls_fast():
+    pairs = [paced(3.6, "normal"), paced(3.8, "normal"), paced(4.5, "fast"), paced(4.7, "fast")]
+    fitted = fit(pairs, DEFAULT_CALIBRATION)
+    assert fitted.pace_fast_above < 4.5
+    assert fitted.pace_fast_above == pytest.approx((3.7 + 4.6) / 2)
+    assert label(made(syllable_rate=4.5), fitted)["pace"][0] == "fast"
+    assert fitted.pace_slow_below == DEFAULT_CALIBRATION.pace_slow_below  # no slow examples: kept
+    assert fitted.name.startswith("fit-") and fitted.name == fit(pairs, DEFAULT_CALIBRATION).name
+
+
+def test_fit_keeps_a_threshold_when_a_class_has_fewer_than_two_examples():
+    pairs = [paced(3.6, "normal"), paced(3.8, "normal"), paced(4.5, "fast")]
+    fitted = fit(pairs, DEFAULT_CALIBRATION)
+    assert fitted.pace_fast_above == DEFAULT_CALIBRATION.pace_fast_above
+
+
+def test_fit_refits_the_voice_reference_and_the_variable_threshold():
+    pairs = [(made(f0_median_hz=f), {"pitch": "medium"}) for f in (118.0, 122.0, 125.0)]
+    pairs += [(made(level_spread_db=s), {"volume": v}) for s, v in
+              ((4.0, "medium"), (6.0, "quiet"), (9.0, "variable"), (11.0, "variable"))]
+    fitted = fit(pairs, DEFAULT_CALIBRATION)
+    assert fitted.low_voice_reference_hz == pytest.approx(122.0)
+    assert fitted.high_voice_reference_hz == DEFAULT_CALIBRATION.high_voice_reference_hz
+    assert fitted.volume_variable_above_db == pytest.approx((5.0 + 10.0) / 2)
+    assert label(made(f0_median_hz=122.0), fitted)["pitch"][0] == "medium"
+
+
+def test_fit_without_labels_keeps_every_threshold():
+    fitted = fit([], DEFAULT_CALIBRATION)
+    assert fitted == Calibration.from_dict({**DEFAULT_CALIBRATION.to_dict(), "name": fitted.name})
+
+
+# --- the shipped samples -----------------------------------------------------------------------
+
+def sample_rows() -> list[dict[str, str]]:
+    with (SAMPLES / "manifest.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_samples_get_their_manifest_labels():
+    rows = sample_rows()
+    predicted = {row["file"]: label(measure(decode(SAMPLES / row["file"]))) for row in rows}
+    failures = []
+    for attr in ATTRIBUTES:
+        confusion = Counter((row[attr], predicted[row["file"]][attr][0]) for row in rows)
+        correct = sum(n for (truth, guess), n in confusion.items() if truth == guess)
+        if correct < MIN_CORRECT_SAMPLES:
+            failures.append(f"{attr}: {correct}/{len(rows)} correct; (manifest, predicted): {dict(confusion)}")
+    assert not failures, "\n".join(failures)
