@@ -116,10 +116,20 @@ def _show_errors(errors, limit: int = 20) -> None:
 @app.command()
 def taxonomy(
     as_json: Annotated[bool, typer.Option("--json", help='Print {"emotion": [W...], "voice": [W...]} (docs/contracts.md).')] = False,
+    write_vectors: Annotated[bool, typer.Option(
+        "--write-vectors", help="Re-embed the pool words into label_config/word_vectors.npz (the judge's word "
+                                "similarity; run after editing taxonomy.yaml).")] = False,
     path: TaxonomyFile = None,
 ) -> None:
     """Show the emotion and voice word pools (families, counts), or print them as JSON."""
     tax = _taxonomy(path)
+    if write_vectors:
+        from scripts.stats.embeddings import WORD_VECTORS, write_word_vectors
+        from webhooks.settings import PROJECT_ROOT
+
+        target = PROJECT_ROOT / "label_config" / WORD_VECTORS
+        typer.echo(f"{write_word_vectors(tax, target)} words -> {target}")
+        return
     if as_json:
         typer.echo(json.dumps(tax.to_contract(), indent=1, ensure_ascii=False))
         return

@@ -181,6 +181,22 @@ def pool_similarity(
     return result
 
 
+WORD_VECTORS = "word_vectors.npz"
+"""The pool words' embeddings, shipped in label_config next to taxonomy.yaml (the judge's word similarity)."""
+
+
+def write_word_vectors(taxonomy: Taxonomy, path: str | os.PathLike) -> int:
+    """Embed every pool word and write them (float16, unit length) with the word list and the model name.
+
+    Run it after editing taxonomy.yaml (`clesc taxonomy --write-vectors`); a test fails while the file's
+    words differ from the taxonomy's. Returns the number of words.
+    """
+    words = list(taxonomy)
+    vectors = embed(words).astype(np.float16)
+    np.savez_compressed(path, words=np.array(words), vectors=vectors, model=np.array(MODEL_NAME))
+    return len(words)
+
+
 DEFAULT_THRESHOLD = 0.7
 
 
