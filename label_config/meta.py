@@ -34,6 +34,15 @@ def _mapping(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
+def _numbers(value: Any) -> dict[int, float]:
+    out = {}
+    for key, number in (_mapping(value) or {}).items():
+        aid = _int(key)
+        if aid is not None and isinstance(number, (int, float)) and not isinstance(number, bool):
+            out[aid] = float(number)
+    return out
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -53,6 +62,10 @@ class JudgeMeta:
     rejected: tuple[int, ...] = ()
     reasons: Mapping[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     judge: Mapping[str, Any] = field(default_factory=dict)
+    confidence: Mapping[int, float] = field(default_factory=dict)
+    """annotation id -> P(bad) by the judge's findings."""
+    reliability: Mapping[int, float] = field(default_factory=dict)
+    """annotation id -> the share of its annotator's work that looked honest when it was judged."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Further keys (added by later versions of the service), kept as they are."""
 
@@ -67,6 +80,8 @@ class JudgeMeta:
             "rejected": list(self.rejected),
             "reasons": {str(aid): [{"code": c, "detail": d} for c, d in items] for aid, items in self.reasons.items()},
             "judge": dict(self.judge),
+            "confidence": {str(aid): c for aid, c in self.confidence.items()},
+            "reliability": {str(aid): r for aid, r in self.reliability.items()},
         }
 
     @classmethod
@@ -80,13 +95,15 @@ class JudgeMeta:
             if aid is None or not isinstance(items, list):
                 continue
             reasons[aid] = tuple((str(r.get("code", "")), str(r.get("detail", ""))) for r in items if isinstance(r, Mapping))
-        known = {"status", "consensus", "rejected", "reasons", "judge"}
+        known = {"status", "consensus", "rejected", "reasons", "judge", "confidence", "reliability"}
         return cls(
             status=data["status"],
             consensus=dict(_mapping(data.get("consensus")) or {}),
             rejected=tuple(i for i in (_int(x) for x in data.get("rejected") or []) if i is not None),
             reasons=reasons,
             judge=dict(_mapping(data.get("judge")) or {}),
+            confidence=_numbers(data.get("confidence")),
+            reliability=_numbers(data.get("reliability")),
             extra={k: v for k, v in data.items() if k not in known},
         )
 

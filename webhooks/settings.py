@@ -47,7 +47,8 @@ class Settings:
     service_url: str
     judge: str
     reject_on: tuple[str, ...] | None  # None: the judge policy's default
-    minority_attributes_to_reject: int
+    review_min_confidence: float
+    auto_apply_confidence: float | None  # None: ops decide every rejection (with apply_rejections=review)
     apply_rejections: str
     cancel_on_uphold: bool
     max_body_bytes: int
@@ -106,6 +107,12 @@ class Settings:
                 raise ValueError(f"{name} must be >= 0, got {raw!r}")
             return value
 
+        def fraction(name: str, default: float | None) -> float | None:
+            value = number(name, default)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"{name} must be a number in (0, 1], got {env.get(name)!r}")
+            return value
+
         def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
             value = (env.get(name) or default).strip().lower()
             if value not in allowed:
@@ -136,7 +143,8 @@ class Settings:
             service_url=(env.get("CLESC_SERVICE_URL") or f"http://{service_host}:{service_port}").rstrip("/"),
             judge=choice("CLESC_JUDGE", "rules", ("rules", "llm")),
             reject_on=reject_on,
-            minority_attributes_to_reject=integer("CLESC_MINORITY_ATTRIBUTES_TO_REJECT", 3, 1),
+            review_min_confidence=fraction("CLESC_REVIEW_MIN_CONFIDENCE", 0.5),
+            auto_apply_confidence=fraction("CLESC_AUTO_APPLY_CONFIDENCE", None),
             apply_rejections=choice("CLESC_APPLY_REJECTIONS", "review", ("review", "auto")),
             cancel_on_uphold=_flag(env.get("CLESC_CANCEL_ON_UPHOLD"), default=True),
             max_body_bytes=integer("CLESC_MAX_BODY_BYTES", 1_000_000, 1024),

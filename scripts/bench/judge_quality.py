@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from label_config import load_taxonomy
-from label_config.schema import ATTRIBUTES, CATEGORICAL
+from label_config.schema import CATEGORICAL
 from scripts.bench.annotators import GOOD_TYPES, HELD_OUT, TUNING, Project, simulate
 from webhooks.judge.reliability import BORDERLINE, Skill
 from webhooks.judge.rules import RulesJudge
@@ -168,7 +168,7 @@ def baseline(judge: RulesJudge, project: Project) -> list[TaskVerdict]:
 def peers(project: Project) -> dict[str, float]:
     """Categorical accuracy of majority vote (a tie: wrong), crowd-kit DawidSkene and MACE on the same labels."""
     import pandas as pd
-    from crowdkit.aggregation import MACE, DawidSkene, MajorityVote
+    from crowdkit.aggregation import MACE, DawidSkene
 
     out = {}
     rows = [(f"{t.id}/{attr}", a.record.annotator, getattr(a.record, attr)) for t in project.tasks for a in t.annotations

@@ -98,6 +98,8 @@ class Dataset:
     source: str = ""
     judged: bool = False
     """True when the verdicts come from the judge that ran on this data (LS meta), not computed here."""
+    reliability: dict[str, dict[str, float]] = field(default_factory=dict)
+    """pool -> worker -> the judge's estimate of the share of their work that is honest (where known)."""
 
     def clip(self, key: str) -> Clip:
         found = self.clips.get(key)

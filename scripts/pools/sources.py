@@ -200,8 +200,11 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
             verdict = None
             if judged is not None and isinstance(aid, int):
                 verdict = "reject" if aid in judged.rejected else "accept"
+            worker = worker_name(user, email or emails.get(user))
+            if judged is not None and aid in judged.reliability:
+                ds.reliability.setdefault(pool, {})[worker] = judged.reliability[aid]
             ds.annotations.append(Annotation(
-                pool, key, worker_name(user, email or emails.get(user)), record,
+                pool, key, worker, record,
                 verdict=verdict, reasons=judged.reason_codes(aid) if verdict == "reject" else (),
                 task_id=tid if isinstance(tid, int) else None, annotation_id=aid if isinstance(aid, int) else None,
                 lead_time=record.lead_time,

@@ -28,12 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from label_config.schema import CATEGORICAL
 
 RANDOM_PRIOR = (0.5, 4.5)
 """Beta prior on an annotator's share of random annotations: mean 10%, worth 5 annotations."""
 ACCURACY_PRIOR = (4.0, 1.0)
 """Beta prior on an annotator's accuracy on an attribute: mean 80%, worth 5 annotations."""
+ACCURACY_FLOOR = 0.65
+"""Honest work is mostly right: an 'honest' annotator right a quarter of the time would be indistinguishable
+from one answering at random, and the model would split every spammer between the two explanations."""
 FLAG_MIN_ANNOTATIONS = 8
 """An annotator is flagged `unreliable_annotator` only after this many judged annotations ..."""
 FLAG_RANDOM_RATE = 0.5
@@ -53,9 +58,9 @@ def random_rate(random, annotations):
 
 
 def accuracy(agree, weight):
-    """Posterior mean accuracy on an attribute (scalars or numpy arrays)."""
+    """Posterior mean accuracy on an attribute (scalars or numpy arrays), at least ACCURACY_FLOOR."""
     c0, d0 = ACCURACY_PRIOR
-    return (c0 + agree) / (c0 + d0 + weight)
+    return np.maximum((c0 + agree) / (c0 + d0 + weight), ACCURACY_FLOOR)
 
 
 def random_rate_low(random, annotations):

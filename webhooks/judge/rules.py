@@ -41,7 +41,7 @@ import numpy as np
 from label_config import InvalidLabel, LabelRecord, Taxonomy, load_taxonomy, parse_annotation
 from label_config.concepts import DEFAULT_DISTANCE, Concepts
 from label_config.records import user_id
-from label_config.schema import ATTRIBUTES, CATEGORICAL, WORD_KINDS
+from label_config.schema import ATTRIBUTES, CATEGORICAL
 from webhooks.judge import reliability
 from webhooks.judge.inference import EMOTION_BINS, Batch, Inference, infer
 from webhooks.judge.reliability import Evidence, Skill

@@ -115,6 +115,10 @@ class TaskVerdict:
             reasons={a.annotation_id: tuple((r.code, r.detail) for r in a.reasons)
                      for a in self.annotations if a.reasons and a.annotation_id is not None},
             judge=dict(self.judge),
+            confidence={a.annotation_id: a.confidence for a in self.annotations
+                        if a.annotation_id is not None and a.confidence is not None},
+            reliability={a.annotation_id: a.reliability for a in self.annotations
+                         if a.annotation_id is not None and a.reliability is not None},
         )
 
     def to_json(self) -> dict[str, Any]:
