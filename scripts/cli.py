@@ -89,15 +89,15 @@ def _dataset(expert_export, crowd_export, clesc, *, embeddings: bool = True, thr
     """The Dataset from exports, a CLESC file, or the live LS of the settings."""
     from scripts.pools.sources import read_dataset
 
-    client = projects = None
+    client = projects = ls_url = None
     source = "Label Studio"
     if clesc is None and expert_export is None and crowd_export is None:
         settings = _settings()
         client = _client(settings)
-        projects, source = _pool_projects(client, settings), f"Label Studio {settings.ls_url}"
+        projects, source, ls_url = _pool_projects(client, settings), f"Label Studio {settings.ls_url}", settings.ls_url
     try:
         return read_dataset(clesc=clesc, expert_export=expert_export, crowd_export=crowd_export, client=client,
-                            projects=projects, source=source,
+                            projects=projects, source=source, ls_url=ls_url,
                             matcher=_matcher(embeddings, threshold) if clesc is not None else None)
     except ValueError as e:
         raise _fail(str(e)) from None

@@ -75,7 +75,7 @@ def with_rules_verdicts(ds: Dataset, judge: Any = None, processes: int | None = 
             results = _judge_slice((0, len(work)), judge)
         finally:
             _JUDGE_WORK = []
-    out = Dataset(clips=ds.clips, errors=ds.errors, source=ds.source, judged=False)
+    out = replace(ds, annotations=[], judged=False)
     with collector_paused():
         _add_verdicts(out, work, results)
     return out
@@ -89,4 +89,5 @@ def _add_verdicts(out: Dataset, work: list[tuple[str, str, list[Annotation]]], r
         for a, codes in zip(anns, rejections):
             out.annotations.append(Annotation(
                 a.pool, a.clip, a.worker, a.record, verdict="accept" if codes is None else "reject",
-                reasons=codes or (), task_id=a.task_id, annotation_id=a.annotation_id, lead_time=a.lead_time))
+                reasons=codes or (), task_id=a.task_id, annotation_id=a.annotation_id, lead_time=a.lead_time,
+                created_at=a.created_at, updated_at=a.updated_at))
