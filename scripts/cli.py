@@ -377,6 +377,8 @@ def report(
     similarity_sample: Annotated[int, typer.Option(help="Clips sampled for the semantic similarity.", min=10)] = 2000,
     judge: Annotated[bool, typer.Option(help="Run the rules judge where the data carries no verdicts (CLESC files, "
                                              "exports of unjudged projects).")] = True,
+    min_labels: Annotated[int, typer.Option(help="Annotations a worker needs before being ranked by agreement or "
+                                                 "skill (fewer: listed, not ranked).", min=1)] = 5,
 ) -> None:
     """Compare the Expert and Crowd pools: agreement, consensus, vocabulary, cost and time, judge outcomes, workers.
 
@@ -389,7 +391,7 @@ def report(
     ds = _dataset(expert_export, crowd_export, clesc, embeddings=embeddings)
     started = time.monotonic()
     figures, paths = make_report(ds, out, rates=rates(settings), bootstrap=bootstrap, seed=seed, embeddings=embeddings,
-                                 similarity_sample=similarity_sample, judge=judge,
+                                 similarity_sample=similarity_sample, judge=judge, min_labels=min_labels,
                                  progress=lambda msg: typer.echo(f"  {msg}", err=True))
     typer.echo(f"{figures['clips']} clips, expert {figures['expert']['annotations']} and crowd "
                f"{figures['crowd']['annotations']} annotations -> {out} ({len(paths)} files, {time.monotonic() - started:.1f} s)")
