@@ -102,6 +102,8 @@ class _PoolLabels:
         self.worker = np.fromiter((worker_index.setdefault(a.worker, len(worker_index)) for a in annotations),
                                   dtype=np.int64, count=len(annotations))
         self.worker_ids = list(worker_index)
+        self.lead_times = np.array([t for t in (_lead_time(a) for a in annotations) if t is not None], dtype=float)
+        self.word_counts: Counter = Counter()  # every word's annotations, set with the vocabulary
         self.values: dict[str, list[str]] = {}
         self.labels: dict[str, np.ndarray] = {}  # code per annotation, -1 where missing
         for name, attribute in ATTRIBUTES.items():
@@ -174,7 +176,7 @@ def build_report(ds: Dataset, *, rates: Mapping[str, Rate] | None = None, bootst
         "errors": [str(e) for e in ds.errors[:ERRORS_SHOWN]],
     }
     majorities: dict[str, dict[str, np.ndarray]] = {}
-    time_range = _time_range([a for labels in pools.values() for a in labels.annotations])
+    time_range = _time_range(np.concatenate([labels.lead_times for labels in pools.values()]))
     for pool, labels in pools.items():
         say(f"{pool}: agreement")
         section, majorities[pool] = _pool_section(ds, pool, labels, n_clips, rates.get(pool), intervals, seed,
@@ -243,8 +245,9 @@ def _parse_time(value: Any) -> datetime | None:
 
 def _as_of(ds: Dataset) -> str | None:
     """The newest annotation or decision time in the data (ISO, UTC), None where the data has no times."""
-    times = [t for t in (_parse_time(v) for a in ds.annotations for v in (a.updated_at, a.created_at)) if t]
-    times += [t for t in (_parse_time(d.decided_at) for d in ds.decisions) if t]
+    given = {v for a in ds.annotations for v in (a.updated_at, a.created_at) if v}
+    given.update(d.decided_at for d in ds.decisions if d.decided_at)
+    times = [t for t in map(_parse_time, given) if t]
     return max(times).astimezone(timezone.utc).isoformat() if times else None
 
 
@@ -307,8 +310,8 @@ def _pool_section(ds: Dataset, pool: str, labels: _PoolLabels, n_clips: int, rat
         "annotators": len(labels.worker_ids),
         "agreement": agreement,
         "consensus": consensus,
-        "vocabulary": _vocabulary(annotations),
-        "time": _time(annotations, time_range),
+        "vocabulary": _vocabulary(labels),
+        "time": _time(labels.lead_times, time_range),
     }
     section["cost"] = _cost(rate, section["time"], len(annotations), clips_of_pool)
     decisions = _latest_decisions(d for d in ds.decisions if d.pool == pool)
@@ -318,21 +321,23 @@ def _pool_section(ds: Dataset, pool: str, labels: _PoolLabels, n_clips: int, rat
     return section, majorities
 
 
-def _word_counts(annotations: Sequence[Annotation], kinds: Sequence[str] = (*WORD_KINDS, OTHER)) -> Counter:
-    """How many annotations gave each word (of these kinds; a word in two kinds counts in both)."""
+def _word_counts(annotations: Sequence[Annotation], kinds: Sequence[str]) -> Counter:
+    """How many annotations gave each word of these kinds."""
     every = Counter()
     for kind in kinds:
         every.update(w for a in annotations for w in getattr(a.record, kind))
     return every
 
 
-def _vocabulary(annotations: Sequence[Annotation]) -> dict[str, Any]:
+def _vocabulary(labels: _PoolLabels) -> dict[str, Any]:
+    annotations = labels.annotations
     kinds = (*WORD_KINDS, OTHER)
     counts = {kind: _word_counts(annotations, (kind,)) for kind in kinds}
     n = len(annotations)
     every = Counter()
     for kind in kinds:
         every.update(counts[kind])
+    labels.word_counts = every
     total_words = sum(every.values())
     return {
         "distinct_words": len(every),
@@ -349,25 +354,24 @@ def _top(counts: Counter, n: int) -> list[list[Any]]:
     return [[w, c] for w, c in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]]
 
 
-def _time_range(annotations: Sequence[Annotation]) -> tuple[float, float] | None:
+def _time_range(times: np.ndarray) -> tuple[float, float] | None:
     """The lead-time histograms' range, the same for both pools (so their bins compare): from the
     shortest time to the 99th percentile of all times (a few forgotten-tab annotations, hours long,
     would squash it; the last bin holds every time above)."""
-    times = np.array([t for t in (_lead_time(a) for a in annotations) if t is not None], dtype=float)
     if not len(times):
         return None
     p99 = float(np.percentile(times, 99))
     return float(times.min()), p99 if p99 > times.min() else float(times.max()) + 1
 
 
-def _time(annotations: Sequence[Annotation], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
-    times = np.array([t for t in (_lead_time(a) for a in annotations) if t is not None], dtype=float)
+def _time(times: np.ndarray, bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Lead-time figures and histogram of one pool's times (seconds), binned over `bounds`."""
     if not len(times):
         return {"annotations_with_time": 0,
                 "lead_time_seconds": dict.fromkeys(("mean", "median", "p10", "p90", "total")),
                 "histogram": {"edges": [], "counts": []}}
     p10, median, p90 = np.percentile(times, [10, 50, 90])
-    low, top = bounds or _time_range(annotations)
+    low, top = bounds or _time_range(times)
     counts, edges = np.histogram(np.clip(times, low, top), bins=HISTOGRAM_BINS, range=(low, top))
     return {"annotations_with_time": len(times),
             "lead_time_seconds": {"mean": times.mean(), "median": median, "p10": p10, "p90": p90, "total": times.sum()},
@@ -577,13 +581,10 @@ def _comparison(ds: Dataset, report: Mapping[str, Any], pools: Mapping[str, _Poo
     }
 
     agreement = {}
-    for name, attribute in ATTRIBUTES.items():
+    for name in ATTRIBUTES:
         e, c = majorities["expert"][name], majorities["crowd"][name]
         both = (e >= 0) & (c >= 0)
-        values = list(attribute.values)
-        for pool in POOLS:
-            values += [v for v in pools[pool].values[name] if v not in values]
-        position = {p: np.array([values.index(v) for v in pools[p].values[name]], dtype=np.int64) for p in POOLS}
+        values, position = _common_codes(pools, name)
         confusion = np.zeros((len(values), len(values)), dtype=np.int64)
         np.add.at(confusion, (position["expert"][e[both]], position["crowd"][c[both]]), 1)
         same = int(np.count_nonzero(both & (position["expert"][np.maximum(e, 0)] == position["crowd"][np.maximum(c, 0)])))
@@ -621,7 +622,7 @@ def _comparison(ds: Dataset, report: Mapping[str, Any], pools: Mapping[str, _Poo
 
 def _one_pool_words(pools: Mapping[str, _PoolLabels]) -> dict[str, Any]:
     """Per pool, the words (emotion, voice, other) that pool used and the other never did, most used first."""
-    counts = {pool: _word_counts(pools[pool].annotations) for pool in POOLS}
+    counts = {pool: pools[pool].word_counts for pool in POOLS}  # emotion, voice and other words
     out = {}
     for pool in POOLS:
         other = next(p for p in POOLS if p != pool)
@@ -642,41 +643,51 @@ def task_link(ls_url: str | None, project: int | None, task: int | None) -> str 
     return f"{ls_url.rstrip('/')}/projects/{project}/data?task={task}"
 
 
+def _common_codes(pools: Mapping[str, _PoolLabels], name: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """One attribute's values in one order for both pools (the schema's, then any other value given),
+    and per pool the position of each of its codes in that order."""
+    values = list(ATTRIBUTES[name].values)
+    for pool in POOLS:
+        values += [v for v in pools[pool].values[name] if v not in values]
+    return values, {p: np.array([values.index(v) for v in pools[p].values[name]], dtype=np.int64) for p in POOLS}
+
+
 def _per_clip(ds: Dataset, majorities: Mapping[str, Mapping[str, np.ndarray]], pools: Mapping[str, _PoolLabels],
               clip_keys: Sequence[str]) -> dict[str, Any]:
     """Each clip's expert and crowd consensus side by side, with links to its tasks in Label Studio:
     the clips where the two consensuses differ on most attributes first, at most PER_CLIP_ROWS."""
     n_clips = len(clip_keys)
     counts = {pool: np.bincount(pools[pool].clip, minlength=n_clips) for pool in POOLS}
-    values = {pool: {name: pools[pool].values[name] for name in ATTRIBUTES} for pool in POOLS}
-    labelled = np.flatnonzero((counts["expert"] > 0) | (counts["crowd"] > 0))
-    named = {pool: [[values[pool][name][k] if k >= 0 else None
-                     for k, name in zip(row, ATTRIBUTES)]
-                    for row in np.column_stack([majorities[pool][name] for name in ATTRIBUTES])[labelled].tolist()]
-             for pool in POOLS}
-    differ = [sum(x is not None and y is not None and x != y for x, y in zip(a, b))
-              for a, b in zip(named["expert"], named["crowd"])]
-    order = sorted(range(len(labelled)), key=lambda i: (-differ[i], clip_keys[labelled[i]]))[:PER_CLIP_ROWS]
+    differ = np.zeros(n_clips, dtype=np.int64)
+    for name in ATTRIBUTES:
+        _, position = _common_codes(pools, name)
+        e, c = majorities["expert"][name], majorities["crowd"][name]
+        if len(position["expert"]) and len(position["crowd"]):
+            differ += (e >= 0) & (c >= 0) & (position["expert"][np.maximum(e, 0)] != position["crowd"][np.maximum(c, 0)])
+    labelled = np.flatnonzero((counts["expert"] > 0) | (counts["crowd"] > 0)).tolist()
+    order = sorted(labelled, key=lambda i: (-differ[i], clip_keys[i]))[:PER_CLIP_ROWS]
     rows = []
     for i in order:
-        key = clip_keys[labelled[i]]
+        key = clip_keys[i]
         clip = ds.clips.get(key)
+        named = {pool: {name: pools[pool].values[name][k] if (k := int(majorities[pool][name][i])) >= 0 else None
+                        for name in ATTRIBUTES} for pool in POOLS}
         row: dict[str, Any] = {"clip": key, "tasks": {}, "links": {}, "status": {}, "annotations": {},
                                "consensus": {}, "ml": {}}
-        for pool, vals in named.items():
+        for pool in POOLS:
             task = clip.tasks.get(pool) if clip else None
             row["tasks"][pool] = task
             row["links"][pool] = task_link(ds.ls_url, ds.projects.get(pool), task)
             row["status"][pool] = clip.status.get(pool) if clip else None
-            row["annotations"][pool] = int(counts[pool][labelled[i]])
+            row["annotations"][pool] = int(counts[pool][i])
             words = clip.consensus.get(pool, {}) if clip else {}
-            row["consensus"][pool] = {**dict(zip(ATTRIBUTES, vals[i])),
+            row["consensus"][pool] = {**named[pool],
                                       **{kind: list(words[kind]) if isinstance(words.get(kind), (list, tuple)) else None
                                          for kind in WORD_KINDS}}
             measures = clip.measures.get(pool) if clip else None
             row["ml"][pool] = {name: measures.get(name) for name in ATTRIBUTES} if measures else None
         row["agree"] = {name: (x == y if x is not None and y is not None else None)
-                        for name, x, y in zip(ATTRIBUTES, named["expert"][i], named["crowd"][i])}
+                        for name, x, y in zip(ATTRIBUTES, named["expert"].values(), named["crowd"].values())}
         row["disagreements"] = int(differ[i])
         rows.append(row)
     return {"total": len(labelled), "shown": len(rows), "order": "most attributes where the two consensuses differ first",
