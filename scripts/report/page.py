@@ -190,6 +190,11 @@ def _ratios(comp: Mapping) -> list[tuple[str, str, str]]:
     return out
 
 
+def _link(url: Any) -> str | None:
+    """A link the page may carry: http(s) only (report.json is data; a `javascript:` URL must not become a link)."""
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+
 def _per_clip(comp: Mapping) -> dict[str, Any]:
     table = get(comp, "per_clip")
     rows = []
@@ -199,10 +204,10 @@ def _per_clip(comp: Mapping) -> dict[str, Any]:
         cells = {}
         for pool in POOLS:
             c = get(r, "consensus", pool) or {}
-            words = [w for kind in WORD_KINDS for w in (get(c, kind) or [])]
+            words = [w for kind in WORD_KINDS if isinstance(get(c, kind), list) for w in get(c, kind)]
             ml = get(r, "ml", pool)
             cells[pool] = {
-                "task": get(r, "tasks", pool), "link": get(r, "links", pool),
+                "task": get(r, "tasks", pool), "link": _link(get(r, "links", pool)),
                 "status": get(r, "status", pool) or "–", "annotations": _fmt(get(r, "annotations", pool)),
                 "choices": [str(get(c, attr) or "–") for attr in CATEGORICAL],
                 "words": ", ".join(map(str, words)) or "–",
@@ -298,7 +303,7 @@ def _header(report: Mapping) -> dict[str, Any]:
     """When, from what, and what to keep in mind: the top of the page."""
     ls = get(report, "label_studio")
     projects = []
-    if isinstance(ls, Mapping) and isinstance(ls.get("url"), str):
+    if isinstance(ls, Mapping) and _link(ls.get("url")):
         for pool in POOLS:
             pid = get(ls, "projects", pool)
             if isinstance(pid, int):
