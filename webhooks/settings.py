@@ -70,7 +70,8 @@ class Settings:
     vllm_venv: Path
     ls_document_root: Path | None = None
     sync_reference_prediction: bool = False
-    rates: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    rates: dict[str, dict[str, float | bool | None]] = field(default_factory=dict)
+    """pool -> per_hour, per_annotation and per_hour_placeholder (CLESC_RATE_<POOL>_PER_HOUR unset: the default)."""
     currency: str = "USD"
     pool_projects: dict[str, str] = field(default_factory=lambda: {pool: pool.capitalize() for pool in POOLS})
 
@@ -168,7 +169,8 @@ class Settings:
             sync_reference_prediction=_flag(env.get("CLESC_SYNC_REFERENCE_PREDICTION")),
             rates={
                 pool: {"per_hour": number(f"CLESC_RATE_{pool.upper()}_PER_HOUR", per_hour),
-                       "per_annotation": number(f"CLESC_RATE_{pool.upper()}_PER_ANNOTATION", None)}
+                       "per_annotation": number(f"CLESC_RATE_{pool.upper()}_PER_ANNOTATION", None),
+                       "per_hour_placeholder": not (env.get(f"CLESC_RATE_{pool.upper()}_PER_HOUR") or "").strip()}
                 for pool, per_hour in DEFAULT_RATES_PER_HOUR.items()
             },
             currency=(env.get("CLESC_CURRENCY") or "USD").strip(),

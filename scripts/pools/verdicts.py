@@ -31,7 +31,7 @@ def with_rules_verdicts(ds: Dataset, judge: Any = None) -> Dataset:
     if ds.judged:
         return ds
     judge = judge or _default_judge()
-    out = Dataset(clips=ds.clips, errors=ds.errors, source=ds.source, judged=False)
+    out = replace(ds, annotations=[], judged=False, reliability={})
     for pool in POOLS:
         work = list(ds.by_clip(pool).items())
         tasks = [(None, [replace(a.record, annotation_id=i, annotator=a.worker) for i, a in enumerate(anns)])
@@ -50,5 +50,6 @@ def with_rules_verdicts(ds: Dataset, judge: Any = None) -> Dataset:
                     out.annotations.append(Annotation(
                         a.pool, a.clip, a.worker, a.record, verdict="reject" if rejected else "accept",
                         reasons=tuple(r.code for r in v.reasons) if rejected else (), task_id=a.task_id,
-                        annotation_id=a.annotation_id, lead_time=a.lead_time))
+                        annotation_id=a.annotation_id, lead_time=a.lead_time,
+                        created_at=a.created_at, updated_at=a.updated_at))
     return out
