@@ -34,6 +34,9 @@ JUDGE_KEY = "clesc"
 PAIR_KEY = "clesc_pair"
 """Task meta key of the link to the other pool's task of the same clip."""
 
+REVIEW_KEY = "clesc_review"
+"""Task meta key, in a Review-project task, of what became of the proposed rejection."""
+
 
 def _mapping(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
@@ -189,6 +192,41 @@ class PairMeta:
         return cls(pool=data["pool"], project=project, task=task, status=str(data.get("status") or "incomplete"),
                    consensus=dict(_mapping(data.get("consensus")) or {}),
                    annotations=_int(data.get("annotations")) or 0, judged_by=str(data.get("judged_by") or "sync"))
+
+
+REVIEW_STATES = ("open", "upheld", "overturned", "stale", "withdrawn")
+
+
+@dataclass(frozen=True)
+class ReviewMeta:
+    """What `meta["clesc_review"]` of a Review task holds: the state of the proposed rejection, the decisions
+    that were not counted (by someone not in CLESC_OPS_USERS: {"annotation_id", "by", "at"}), and a note."""
+
+    state: str = "open"
+    ignored: tuple[dict[str, Any], ...] = ()
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "ignored": [dict(i) for i in self.ignored], "note": self.note}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ReviewMeta | None:
+        data = _mapping(data)
+        if data is None:
+            return None
+        state = data.get("state") if data.get("state") in REVIEW_STATES else "open"
+        ignored = tuple(dict(i) for i in data.get("ignored") or [] if isinstance(i, Mapping))
+        return cls(state=state, ignored=ignored, note=str(data.get("note") or ""))
+
+
+def read_review(meta: Any) -> ReviewMeta | None:
+    """What became of a Review task's proposed rejection, or None (not decided on yet)."""
+    return ReviewMeta.from_json(_meta(meta).get(REVIEW_KEY))
+
+
+def with_review(meta: Any, review: ReviewMeta) -> dict[str, Any]:
+    """A copy of a Review task's `meta` with `review` set."""
+    return {**_meta(meta), REVIEW_KEY: review.to_json()}
 
 
 def _meta(meta: Any) -> Mapping[str, Any]:

@@ -24,8 +24,11 @@ REVIEW_DECISIONS = {
 }
 """Review decision aliases (what the result holds) and the labels ops see."""
 
-REVIEW_DATA_KEYS = ("audio", "labels", "reasons", "consensus")
-"""Task data keys a Review-project task carries (besides meta linking the annotation)."""
+REVIEW_DATA_KEYS = ("audio", "details", "reasons", "labels", "consensus")
+"""Task data keys the Review interface shows (a Review task's data also links the pool task: docs/contracts.md)."""
+
+REVIEW_HOTKEYS = ("1", "2")
+"""Uphold, overturn: digits, so typing a comment never decides."""
 
 
 def _to_xml(root: ET.Element) -> str:
@@ -67,29 +70,62 @@ def labeling_config(taxonomy: Taxonomy | None = None) -> str:
 
 
 def review_config() -> str:
-    """The ops interface of the Review project: one proposed rejection per task, and a decision."""
+    """The ops interface of the Review project: one proposed rejection per task, and a decision.
+
+    `details` is HTML the service builds (every value escaped): the clip and its pool, the annotator, the
+    judge's confidence and the annotator's reliability, the three annotators' labels side by side with the
+    one under review marked, the ML backend's measures, and a link to the pool task.
+    """
     root = ET.Element("View")
-    ET.SubElement(root, "Header", value="A proposed rejection: listen, read the labels and the judge's reasons, decide")
+    ET.SubElement(root, "Header", value="A proposed rejection: listen, compare the labels, decide")
     ET.SubElement(root, "Audio", name="audio", value="$audio")
-    for key, title in (
-        ("labels", "Labels under review"),
-        ("reasons", "Why the judge proposes to reject them"),
-        ("consensus", "What the other annotators agreed on"),
-    ):
-        ET.SubElement(root, "Header", value=title, size="5")
-        ET.SubElement(root, "Text", name=key, value=f"${key}")
+    ET.SubElement(root, "HyperText", name="details", value="$details", inline="true")
+    ET.SubElement(root, "Header", value="Why the judge proposes to reject it", size="5")
+    ET.SubElement(root, "Text", name="reasons", value="$reasons")
     ET.SubElement(root, "Header", value="Decision", size="5")
     decision = ET.SubElement(
         root, "Choices", name="decision", toName="audio", choice="single-radio",
         required="true", requiredMessage="Uphold or overturn the rejection",
     )
-    for (alias, label), key in zip(REVIEW_DECISIONS.items(), ("u", "o")):
+    for (alias, label), key in zip(REVIEW_DECISIONS.items(), REVIEW_HOTKEYS):
         ET.SubElement(decision, "Choice", value=label, alias=alias, hotkey=key)
     ET.SubElement(
         root, "TextArea", name="comment", toName="audio", rows="2", editable="true",
-        maxSubmissions="1", placeholder="Comment for the annotator or the team (optional)",
+        maxSubmissions="1", placeholder="Comment for the annotator or the team (optional; kept with the decision)",
     )
     return _to_xml(root)
+
+
+def review_details(*, clip: str, pool: str, annotator: str, task_url: str | None, confidence: float | None,
+                   reliability: str, columns: list[tuple[str, dict[str, str], bool]],
+                   measures: dict[str, str]) -> str:
+    """The HTML of a Review task's `details`: every value escaped here (they come from annotators and LS).
+
+    `columns`: (annotator, {attribute or word kind: what they chose}, the one under review), in task order.
+
+    >>> html_ = review_details(clip="a.wav", pool="crowd", annotator="x@example.com", task_url=None,
+    ...                        confidence=0.9, reliability="fine", columns=[("<b>", {"pace": "fast"}, True)],
+    ...                        measures={})
+    >>> "&lt;b&gt;" in html_ and "<b>" not in html_.split("<table")[1]
+    True
+    """
+    e = html.escape
+    rows = [*ATTRIBUTES, *WORD_KINDS, OTHER]
+    head = "".join(f"<th>{e(name)}{' (under review)' if flagged else ''}</th>" for name, _, flagged in columns)
+    marked = ' style="background:#fde8e8"'
+    body = "".join(
+        "<tr><th>" + e(row) + "</th>" + "".join(
+            f"<td{marked if flagged else ''}>{e(labels.get(row, '') or '-')}</td>"
+            for _, labels, flagged in columns) + "</tr>" for row in rows)
+    link = f' · <a href="{e(task_url)}" target="_blank" rel="noopener">open the pool task</a>' if task_url else ""
+    sure = "-" if confidence is None else f"{confidence:.0%}"
+    measured = ", ".join(f"{e(k)} {e(v)}" for k, v in measures.items()) or "none"
+    return (
+        f"<p><b>{e(clip)}</b> · {e(pool)} pool{link}</p>"
+        f"<p>Under review: <b>{e(annotator)}</b> · judge's confidence {sure} · {e(reliability)}</p>"
+        f"<table><tr><th></th>{head}</tr>{body}</table>"
+        f"<p>Measured from the audio: {measured}</p>"
+    )
 
 
 def annotator_instructions(taxonomy: Taxonomy | None = None) -> str:
@@ -102,7 +138,8 @@ def annotator_instructions(taxonomy: Taxonomy | None = None) -> str:
         for a in ATTRIBUTES.values()
     )
     return (
-        "<p>Listen to the whole clip (Ctrl+P plays and pauses). Describe <i>how</i> it is said, not what is said.</p>"
+        "<p>Listen to the whole clip (Ctrl+P plays and pauses). Describe <i>how</i> it is said, not what is said. "
+        "Hotkeys are digits (Shift with a digit for volume); they act only outside the text fields.</p>"
         f"<ul>{items}</ul>"
         f"<p><b>Emotions</b> ({counts['emotion']} words) and <b>voice</b> ({counts['voice']} words): "
         "type in the search box and tick every word that fits; pick only what you hear, "

@@ -18,6 +18,8 @@ class Attribute:
     values: tuple[str, ...]
     value_hints: tuple[str, ...]
     hotkeys: tuple[str, ...]
+    """Digits, or Shift with a digit: keys nobody types in a word, so a hotkey never fires while someone types
+    (LS fires a Choice's hotkey whenever no text field has the focus)."""
 
 
 ATTRIBUTES: dict[str, Attribute] = {
@@ -37,7 +39,7 @@ ATTRIBUTES: dict[str, Attribute] = {
             "how high the voice is for this speaker",
             ("low", "medium", "high", "variable"),
             ("deep for this voice", "this voice's usual height", "raised, high for this voice", "swings up and down"),
-            ("q", "w", "e", "r"),
+            ("5", "6", "7", "8"),
         ),
         Attribute(
             "volume",
@@ -45,7 +47,7 @@ ATTRIBUTES: dict[str, Attribute] = {
             "how loud the speaker is talking, not how loud the recording is",
             ("quiet", "medium", "loud", "variable"),
             ("soft, hushed", "ordinary conversation", "raised, shouting", "gets louder and softer"),
-            ("a", "s", "d", "f"),
+            ("shift+1", "shift+2", "shift+3", "shift+4"),
         ),
     )
 }

@@ -40,14 +40,17 @@ class JobQueue:
         @huey.task(retries=8, retry_delay=5, name="clesc.judge")
         def judge_job(project_id: int, task_id: int) -> None:
             try:
-                with locks[(project_id * 1_000_003 + task_id) % LOCK_STRIPES]:
+                with self._task_lock(project_id, task_id):
                     self.loop().judge_task(project_id, task_id)
             except TaskLockedException:
                 raise RetryTask(delay=1) from None
 
         @huey.task(retries=8, retry_delay=5, name="clesc.decision")
         def decision_job(review_task_id: int) -> None:
-            self.loop().apply_decision(review_task_id)
+            try:
+                self.loop().apply_decision(review_task_id)  # takes the pool task's lock (task_lock)
+            except TaskLockedException:
+                raise RetryTask(delay=1) from None
 
         @huey.periodic_task(crontab(minute=f"*/{reconcile_minutes}"), name="clesc.reconcile")
         def reconcile_job() -> None:
@@ -58,6 +61,7 @@ class JobQueue:
             self.sweep(STALE_PENDING_S)
 
         self._judge, self._decision = judge_job, decision_job
+        self._locks = locks
 
     @classmethod
     def from_settings(cls, settings: Settings, loop_factory: Callable[[], object] | None = None) -> JobQueue:
@@ -70,7 +74,13 @@ class JobQueue:
             self._loop = self._loop_factory()
             if getattr(self._loop, "requeue", False) is None:
                 self._loop.requeue = self.judge  # tasks to judge again go back to the queue
+            if hasattr(self._loop, "task_lock"):
+                self._loop.task_lock = self._task_lock
         return self._loop
+
+    def _task_lock(self, project_id: int, task_id: int):
+        """The lock judge jobs of this pool task hold (TaskLockedException when another job has it)."""
+        return self._locks[(project_id * 1_000_003 + task_id) % LOCK_STRIPES]
 
     def judge(self, project_id: int, task_id: int) -> None:
         self._judge(project_id, task_id)

@@ -49,6 +49,7 @@ class Settings:
     reject_on: tuple[str, ...] | None  # None: the judge policy's default
     review_min_confidence: float
     auto_apply_confidence: float | None  # None: ops decide every rejection (with apply_rejections=review)
+    ops_users: tuple[str, ...]  # e-mails (lowercase) or LS user ids whose Review decisions count; (): everyone's
     apply_rejections: str
     cancel_on_uphold: bool
     max_body_bytes: int
@@ -146,6 +147,7 @@ class Settings:
             reject_on=reject_on,
             review_min_confidence=fraction("CLESC_REVIEW_MIN_CONFIDENCE", 0.5),
             auto_apply_confidence=fraction("CLESC_AUTO_APPLY_CONFIDENCE", None),
+            ops_users=tuple(u.strip().lower() for u in (env.get("CLESC_OPS_USERS") or "").split(",") if u.strip()),
             apply_rejections=choice("CLESC_APPLY_REJECTIONS", "review", ("review", "auto")),
             cancel_on_uphold=_flag(env.get("CLESC_CANCEL_ON_UPHOLD"), default=True),
             max_body_bytes=integer("CLESC_MAX_BODY_BYTES", 1_000_000, 1024),

@@ -10,13 +10,27 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import PurePosixPath
+from urllib.parse import parse_qs, urlparse
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from label_config import consensus_result, load_taxonomy
-from label_config.meta import with_judge
-from label_config.render import REVIEW_DECISIONS
+from label_config.meta import (
+    JudgeMeta,
+    PairMeta,
+    ReviewMeta,
+    pair_json,
+    read_judge,
+    read_pair,
+    read_review,
+    with_judge,
+    with_pair,
+    with_review,
+)
+from label_config.render import REVIEW_DECISIONS, review_details
 from label_config.schema import ATTRIBUTES, AUDIO, POOLS, REVIEW, WORD_KINDS
 from label_config.records import user_id
 from webhooks.judge import Policy, RulesJudge, TaskVerdict
@@ -81,7 +95,12 @@ class JudgeLoop:
         self.judge = judge or make_judge(settings)
         self.taxonomy = self.judge.taxonomy
         self.requeue = requeue
+        self.task_lock: Callable[[int, int], Any] = lambda project_id, task_id: nullcontext()
+        """A lock per pool task (the JobQueue's; none when jobs do not run concurrently)."""
         self._later: list[tuple[int, int]] = []
+        self._emails: dict[int, str] = {}
+        if not settings.ops_users:
+            log.warning("CLESC_OPS_USERS is not set: a Review decision by any Label Studio user counts")
 
     @property
     def model_version(self) -> str:
@@ -159,6 +178,7 @@ class JudgeLoop:
         prediction_id = self._write_prediction(task_id, verdict, prediction_id)
         task = self.ls.tasks.get(task_id)
         self.ls.tasks.update(task_id, meta=with_judge(task.meta, verdict.judge_meta()))
+        self._refresh_partner(project_id, task, verdict, annotations)
         wanted = set()
         auto = self.settings.auto_apply_confidence
         for av in verdict.annotations:
@@ -176,9 +196,26 @@ class JudgeLoop:
                     self.store.add_review(key, None, project_id, task_id, av.annotation_id, decision="auto")
                 else:
                     annotation = next((a for a in annotations if a["id"] == av.annotation_id), {})
-                    self._ensure_review_task(key, project_id, task, av, verdict, annotation)
+                    self._ensure_review_task(key, project_id, task, av, verdict, annotation, annotations)
         self._withdraw_reviews(project_id, task_id, wanted, versions)
         return prediction_id
+
+    def _refresh_partner(self, project_id: int, task, verdict: TaskVerdict, live: list[dict[str, Any]]) -> None:
+        """The other pool's task of the same clip learns this verdict at once (its `clesc_pair` meta), not at the
+        next `clesc sync`. Nothing to do before sync has linked the pair."""
+        link = read_pair(task.meta)
+        if link is None:
+            return
+        try:
+            partner = self.ls.tasks.get(link.task)
+        except Exception as e:  # noqa: BLE001 - deleted: sync will repair the link
+            log.info("task %d: partner task %d not found (%s)", task.id, link.task, type(e).__name__)
+            return
+        wanted = PairMeta(pool=self.store.project_roles().get(project_id, "pool"), project=project_id, task=task.id,
+                          status=verdict.status, consensus=verdict.to_json()["consensus"], annotations=len(live),
+                          judged_by="judge")
+        if pair_json(partner.meta) != wanted.to_json():
+            self.ls.tasks.update(partner.id, meta=with_pair(partner.meta, wanted))
 
     def _withdraw_reviews(self, project_id: int, task_id: int, wanted: set[str], versions: dict[int, str]) -> None:
         """Review tasks ops have not decided whose rejection the judge no longer proposes (judged again with
@@ -217,7 +254,7 @@ class JudgeLoop:
                             model_version=self.model_version, score=score).id
 
     def _ensure_review_task(self, key: str, project_id: int, task, av, verdict: TaskVerdict,
-                            annotation: dict[str, Any]) -> None:
+                            annotation: dict[str, Any], annotations: list[dict[str, Any]]) -> None:
         review_project = self._review_project()
         if review_project is None:
             log.warning("no Review project registered (run `clesc setup`); rejection of %s not sent", av.annotation_id)
@@ -226,34 +263,60 @@ class JudgeLoop:
                                                               "operator": "equal", "type": "String", "value": key}]}}
         existing = next(iter(self.ls.tasks.list(project=review_project, query=json.dumps(query), page_size=10)), None)
         if existing is None:
-            existing = self.ls.tasks.create(project=review_project,
-                                    data=self._review_data(key, project_id, task, av, verdict, annotation))
+            existing = self.ls.tasks.create(project=review_project, data=self._review_data(
+                key, project_id, task, av, verdict, annotation, annotations))
         self.store.add_review(key, existing.id, project_id, task.id, av.annotation_id)
 
     def _review_data(self, key: str, project_id: int, task, av, verdict: TaskVerdict,
-                     annotation: dict[str, Any]) -> dict[str, Any]:
-        labels = {}
-        for r in annotation.get("result") or []:
-            value = r.get("value") or {}
-            if "choices" in value:
-                labels[r.get("from_name")] = ", ".join(value["choices"])
-            elif "taxonomy" in value:
-                labels[r.get("from_name")] = ", ".join(p[-1] for p in value["taxonomy"] if p)
-            elif "text" in value:
-                labels[r.get("from_name")] = "; ".join(value["text"])
+                     annotation: dict[str, Any], annotations: list[dict[str, Any]]) -> dict[str, Any]:
+        """What a Review task shows: the clip, the pool, who is under review, all the task's labels side by side,
+        the ML backend's measures, a link to the pool task; and what links it back (review_key, ids, result_hash)."""
         c = verdict.consensus
+        audio = (task.data or {}).get(AUDIO)
+        role = self.store.project_roles().get(project_id, "pool")
+        columns = [(self._user_name(user_id(a.get("completed_by"))), _labels(a), a.get("id") == av.annotation_id)
+                   for a in annotations]
+        details = review_details(
+            clip=_clip_name(audio), pool=role, annotator=self._user_name(av.annotator),
+            task_url=f"{self.settings.ls_url}/projects/{project_id}/data?task={task.id}" if self.settings.ls_url else None,
+            confidence=av.confidence, reliability=_reliability_text(av.reliability), columns=columns,
+            measures=self._measures(task.id))
         return {
-            AUDIO: (task.data or {}).get(AUDIO),
-            "labels": " | ".join(f"{k}: {v}" for k, v in labels.items()) or "(empty)",
+            AUDIO: audio,
+            "details": details,
+            "labels": " | ".join(f"{k}: {v}" for k, v in _labels(annotation).items()) or "(empty)",
             "reasons": "; ".join(f"{r.code}: {r.detail}" for r in av.reasons),
             "consensus": " | ".join(f"{k}: {c[k] if not isinstance(c[k], list) else ', '.join(c[k]) or '-'}"
                                     for k in (*ATTRIBUTES, *WORD_KINDS)),
             "confidence": av.confidence,
-            "reliability": (f"{av.reliability:.0%} of this annotator's work looks honest"
-                            if av.reliability is not None else "not estimated"),
+            "reliability": _reliability_text(av.reliability),
+            "clip": _clip_name(audio), "pool": role, "annotator_email": self._user_name(av.annotator),
+            "pool_task_url": f"{self.settings.ls_url}/projects/{project_id}/data?task={task.id}",
             "review_key": key, "pool_project": project_id, "pool_task": task.id,
-            "annotation_id": av.annotation_id, "annotator": av.annotator,
+            "annotation_id": av.annotation_id, "annotator": av.annotator, "result_hash": result_hash(annotation),
         }
+
+    def _user_name(self, user: int | None) -> str:
+        """An LS user's e-mail (cached), or `user <id>` when LS does not say."""
+        if user is None:
+            return "unknown annotator"
+        if user not in self._emails:
+            try:
+                self._emails[user] = self.ls.users.get(user).email or f"user {user}"
+            except Exception:  # noqa: BLE001 - a deleted user: keep the id
+                self._emails[user] = f"user {user}"
+        return self._emails[user]
+
+    def _measures(self, task_id: int) -> dict[str, str]:
+        """The ML backend's measures on a pool task, as ops read them ("" when there is no prediction)."""
+        for p in _dicts(self.ls.predictions.list(task=task_id)):
+            if str(p.get("model_version") or "").startswith("clesc-acoustic"):
+                for item in p.get("result") or []:
+                    m = ((item.get("meta") or {}).get("measures") or {}) if isinstance(item, dict) else {}
+                    if m:
+                        return {name: fmt.format(m[field]) for name, field, fmt in MEASURES_SHOWN
+                                if isinstance(m.get(field), (int, float))}
+        return {}
 
     def _reject_annotation(self, annotation_id: int) -> None:
         fields: dict[str, Any] = {"last_action": "rejected"}
@@ -261,29 +324,113 @@ class JudgeLoop:
             fields["was_cancelled"] = True
         self.ls.annotations.update(annotation_id, **fields)
 
+    def _restore_annotation(self, annotation_id: int) -> None:
+        """Undo an upheld rejection that ops overturned afterwards: the annotation counts again."""
+        self.ls.annotations.update(annotation_id, was_cancelled=False, last_action="accepted")
+
     # ops decisions
+    def _is_ops(self, user: int | None) -> bool:
+        ops = self.settings.ops_users
+        if not ops:
+            return True
+        return user is not None and (str(user) in ops or self._user_name(user).lower() in ops)
+
     def apply_decision(self, review_task_id: int) -> str | None:
+        """Apply the ops decision made in a Review task, if it is one that counts.
+
+        Only decisions by CLESC_OPS_USERS count (others are ignored, logged and kept in the Review task's meta);
+        a decision made for an earlier version of the annotation (the annotator has changed it since) is stale:
+        not applied, the task is judged again. Upheld: the annotation is rejected (and cancelled); overturned after
+        an uphold: restored. The decision is kept in the pool task's meta, and moves the annotator's skill.
+        """
         review_project = self._review_project() or -1
         event_ids = self.store.pending_event_ids(review_project, review_task_id)
         review = self.store.review_by_task(review_task_id)
         live = [a for a in _dicts(self.ls.annotations.list(id=review_task_id)) if not a.get("was_cancelled")]
         self.store.record_seen(review_project, review_task_id, {a["id"]: version_of(a) for a in live})
-        decision = None
-        for ann in live:
-            decision = parse_decision(ann.get("result") or []) or decision
-        if review is None or decision is None:
-            self.store.finish_events(event_ids, "done", "no review record or no decision")
+        counted, ignored = [], []
+        for ann in sorted(live, key=lambda a: (version_of(a), a["id"])):
+            decision = parse_decision(ann.get("result") or [])
+            if decision is None:
+                continue
+            user = user_id(ann.get("completed_by"))
+            (counted if self._is_ops(user) else ignored).append((ann, decision, user))
+        if ignored:
+            self._note_ignored(review_task_id, ignored)
+        if review is None or not counted:
+            self.store.finish_events(event_ids, "done", "no review record or no decision by ops")
             return None
-        if review["decision"] != decision:
+        ann, decision, user = counted[-1]
+        project_id, task_id = review["project_id"], review["task_id"]
+        with self.task_lock(project_id, task_id):
+            current = self.store.review_by_task(review_task_id)
+            if current["decision"] == decision:
+                self.store.finish_events(event_ids)
+                return decision
+            if self._stale(review_task_id, current):
+                self.store.decide_review(review_task_id, "stale")
+                self._set_review_state(review_task_id, "stale", "the annotation changed after the judge proposed this")
+                log.info("review task %d: decision on an older version of annotation %d; judged again",
+                         review_task_id, current["annotation_id"])
+                self.judge_task(project_id, task_id)
+                self.store.finish_events(event_ids)
+                return None
             if decision == "uphold":
-                self._reject_annotation(review["annotation_id"])
+                self._reject_annotation(current["annotation_id"])
+            elif current["decision"] == "uphold":
+                self._restore_annotation(current["annotation_id"])
             self.store.decide_review(review_task_id, decision)
-            moved = self.store.decide_evidence(review["project_id"], review["annotation_id"], decision,
-                                               random=self._rejected_for_randomness(review))
-            self.judge_task(review["project_id"], review["task_id"])
-            self._judge_again(review["project_id"], review["task_id"], moved)
+            self._record_decision(project_id, task_id, current, ann, decision, user)
+            self._set_review_state(review_task_id, "upheld" if decision == "uphold" else "overturned", "")
+            moved = self.store.decide_evidence(project_id, current["annotation_id"], decision,
+                                               random=self._rejected_for_randomness(current))
+            self.judge_task(project_id, task_id)
+        self._judge_again(project_id, task_id, moved)
         self.store.finish_events(event_ids)
         return decision
+
+    def _stale(self, review_task_id: int, review: dict[str, Any]) -> bool:
+        """The pool annotation is gone, or its labels changed since the rejection was proposed."""
+        data = self.ls.tasks.get(review_task_id).data or {}
+        try:
+            annotation = self.ls.annotations.get(review["annotation_id"])
+        except Exception:  # noqa: BLE001 - deleted
+            return True
+        wanted = data.get("result_hash")
+        return wanted is not None and result_hash(_dicts([annotation])[0]) != wanted
+
+    def _record_decision(self, project_id: int, task_id: int, review: dict[str, Any], decision_annotation,
+                         decision: str, user: int | None) -> None:
+        """The decision, with its reasons, decider, time and comment, appended to the pool task's meta."""
+        stored = self.store.verdict(project_id, task_id) or {}
+        reasons = next((a.get("reasons", []) for a in stored.get("verdict", {}).get("annotations", [])
+                        if a.get("annotation_id") == review["annotation_id"]), [])
+        annotator = next((a.get("annotator") for a in stored.get("verdict", {}).get("annotations", [])
+                          if a.get("annotation_id") == review["annotation_id"]), None)
+        task = self.ls.tasks.get(task_id)
+        judged = read_judge(task.meta) or JudgeMeta("needs_review", {})
+        entry = {"annotation_id": review["annotation_id"], "annotator": annotator, "decision": decision,
+                 "reasons": [r.get("code") for r in reasons], "decided_by": self._user_name(user),
+                 "decided_at": version_of(decision_annotation), "comment": _comment(decision_annotation),
+                 "version": review["review_key"].split(":", 2)[-1]}
+        self.ls.tasks.update(task_id, meta=with_judge(task.meta, replace(judged, decisions=(*judged.decisions, entry))))
+
+    def _set_review_state(self, review_task_id: int, state: str, note: str) -> None:
+        task = self.ls.tasks.get(review_task_id)
+        current = read_review(task.meta) or ReviewMeta()
+        self.ls.tasks.update(review_task_id, meta=with_review(task.meta, replace(current, state=state, note=note)))
+
+    def _note_ignored(self, review_task_id: int, ignored: list) -> None:
+        task = self.ls.tasks.get(review_task_id)
+        current = read_review(task.meta) or ReviewMeta()
+        known = {i.get("annotation_id") for i in current.ignored}
+        new = [{"annotation_id": ann["id"], "by": self._user_name(user), "decision": decision, "at": version_of(ann)}
+               for ann, decision, user in ignored if ann["id"] not in known]
+        if new:
+            for item in new:
+                log.warning("review task %d: decision %s by %s ignored (not in CLESC_OPS_USERS)", review_task_id,
+                            item["decision"], item["by"])
+            self.ls.tasks.update(review_task_id, meta=with_review(task.meta, replace(current, ignored=(*current.ignored, *new))))
 
     def _rejected_for_randomness(self, review: dict[str, Any]) -> bool:
         """Whether the judge's rejection was for looking random (not for a contradiction or the like)."""
@@ -323,6 +470,52 @@ class JudgeLoop:
                     self.judge_task(project_id, task.id)
         counts["judged_again"] = self.judge_pending_again()
         return counts
+
+
+MEASURES_SHOWN = (("speech level", "active_level_dbfs", "{:.1f} dBFS"), ("loudness", "loudness_lufs", "{:.1f} LUFS"),
+                  ("syllable rate", "syllable_rate", "{:.1f}/s"), ("median F0", "f0_median_hz", "{:.0f} Hz"),
+                  ("F0 range", "f0_range_st", "{:.1f} st"))
+"""The ML backend's measures a Review task shows (what settles "loud or quiet?"), if the prediction has them."""
+
+
+def result_hash(annotation: dict[str, Any]) -> str:
+    """The version of an annotation's labels (its result), unchanged by a rejection or a cancel."""
+    return hashlib.sha256(json.dumps(annotation.get("result") or [], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _labels(annotation: dict[str, Any]) -> dict[str, str]:
+    """An annotation's result as text per control (raw: it may be an invalid label)."""
+    out: dict[str, str] = {}
+    for r in annotation.get("result") or []:
+        if not isinstance(r, dict):
+            continue
+        value = r.get("value") or {}
+        if "choices" in value:
+            out[str(r.get("from_name"))] = ", ".join(map(str, value["choices"]))
+        elif "taxonomy" in value:
+            out[str(r.get("from_name"))] = ", ".join(str(p[-1]) for p in value["taxonomy"] if p)
+        elif "text" in value:
+            text = value["text"]
+            out[str(r.get("from_name"))] = "; ".join(map(str, text if isinstance(text, list) else [text]))
+    return out
+
+
+def _comment(annotation: dict[str, Any]) -> str:
+    return _labels(annotation).get("comment", "")
+
+
+def _clip_name(audio: Any) -> str:
+    """The file name of a task's audio (an LS local-files path, an upload or a URL)."""
+    if not isinstance(audio, str):
+        return "(no audio)"
+    parsed = urlparse(audio)
+    path = (parse_qs(parsed.query).get("d") or [parsed.path])[0]
+    return PurePosixPath(path).name or audio
+
+
+def _reliability_text(reliability: float | None) -> str:
+    return (f"{reliability:.0%} of this annotator's work looks honest" if reliability is not None
+            else "reliability not estimated")
 
 
 def parse_decision(result: list[dict[str, Any]]) -> str | None:

@@ -58,21 +58,22 @@ def resolve_projects(client: LabelStudio, refs: Mapping[str, str]) -> dict[str, 
 
 
 def ensure_project(client: LabelStudio, title: str, *, label_config: str, overlap: int,
-                   description: str, instructions: str | None = None) -> PoolProject:
-    """Create the project, or bring an existing one with this title to our config."""
+                   description: str, instructions: str | None = None, skip: bool = True) -> PoolProject:
+    """Create the project, or bring an existing one with this title to our config. `skip`: annotators may skip
+    a task (not in Review: a proposed rejection needs a decision)."""
     fields = dict(
         label_config=label_config,
         description=description,
         maximum_annotations=overlap,
         expert_instruction=instructions or "",
         show_instruction=bool(instructions),
-        show_skip_button=True,
+        show_skip_button=skip,
     )
     pid = find_project(client, title)
     if pid is None:
         return PoolProject(title, client.projects.create(title=title, **fields).id, True)
     current = client.projects.get(pid)
-    if (current.label_config, current.maximum_annotations) != (label_config, overlap):
+    if (current.label_config, current.maximum_annotations, current.show_skip_button) != (label_config, overlap, skip):
         client.projects.update(pid, **fields)
     return PoolProject(title, pid, False)
 
@@ -94,7 +95,7 @@ def ensure_pools(client: LabelStudio, overlap: int, *, with_review: bool = False
     }
     if with_review:
         out[REVIEW] = ensure_project(
-            client, titles[REVIEW], label_config=review_config(), overlap=1,
+            client, titles[REVIEW], label_config=review_config(), overlap=1, skip=False,
             description="Ops review of labels the judge proposes to reject: uphold or overturn.")
     return out
 

@@ -76,7 +76,9 @@ def _service_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "CLESC_HOME": str(settings.home), "CLESC_LS_URL": settings.ls_url,
             "CLESC_LS_TOKEN": settings.ls_token, "CLESC_WEBHOOK_SECRET": settings.webhook_secret,
             "CLESC_SERVICE_PORT": str(settings.service_port), "CLESC_SERVICE_HOST": settings.service_host,
-            "CLESC_ML_PORT": str(settings.ml_port), "CLESC_ML_HOST": settings.ml_host}
+            "CLESC_ML_PORT": str(settings.ml_port), "CLESC_ML_HOST": settings.ml_host,
+            # the demo's ops: its admin (set yours: docs in README "Security")
+            "CLESC_OPS_USERS": ",".join(settings.ops_users) or settings.ls_username}
 
 
 def start_services(settings: Settings, echo: Callable[[str], None]) -> list[str]:

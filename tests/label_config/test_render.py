@@ -30,12 +30,25 @@ def test_labeling_config_controls_match_the_contract():
     assert other is not None and other.get("required") is None
 
 
-def test_review_config_has_labels_reasons_and_decision():
+def test_review_config_shows_the_details_reasons_and_decision():
     root = ET.fromstring(review_config())
-    assert {t.get("name") for t in root.iter("Text")} == {"labels", "reasons", "consensus"}
+    assert {t.get("name") for t in root.iter("Text")} == {"reasons"}
+    assert root.find("HyperText[@name='details']").get("value") == "$details"
     decision = root.find("Choices[@name='decision']")
     assert {c.get("alias") for c in decision} == set(REVIEW_DECISIONS) == {"uphold", "overturn"}
+    assert [c.get("hotkey") for c in decision] == ["1", "2"]
     assert root.find("TextArea[@name='comment']") is not None
+
+
+def test_no_hotkey_is_a_key_people_type_in_words():
+    """LS fires a Choice's hotkey whenever no text field has the focus: letters would change labels while
+    someone types a word after clicking elsewhere."""
+    for config in (labeling_config(), review_config()):
+        keys = [c.get("hotkey") for c in ET.fromstring(config).iter("Choice") if c.get("hotkey")]
+        assert keys
+        for key in keys:
+            assert key.isdigit() or key.startswith(("shift+", "ctrl+", "alt+")) and key.split("+")[-1].isdigit(), key
+        assert len(keys) == len(set(keys))
 
 
 def _clesc(*args):

@@ -31,7 +31,7 @@ def service(ls, ls_server, pools, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
            "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
-           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2"}
+           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2", "CLESC_OPS_USERS": ls_server.credentials.username}
     settings = Settings.from_env(env)
     setup(settings, ls, echo=lambda _: None)
     svc = type("Service", (), {})()
@@ -359,3 +359,85 @@ def test_a_spammer_is_caught_across_tasks_and_ops_decisions_move_their_reliabili
     spam_annotation = next(a.id for a in ls.annotations.list(id=extra) if a.completed_by == spammer)
     assert meta["rejected"] == [spam_annotation]
     assert [r["code"] for r in meta["reasons"][str(spam_annotation)]] == ["unreliable_annotator"]
+
+
+# --- ops decisions: who, on which version, and what they leave behind --------------------------------------
+
+
+def _other_user_decides(ls, review_task_id: int, decision: str, user: int) -> None:
+    ls.annotations.create(id=review_task_id, completed_by=user, result=[
+        {"from_name": "decision", "to_name": "audio", "type": "choices", "value": {"choices": [decision]}}])
+
+
+def test_review_task_shows_everything_ops_need_and_only_ops_decide(ls, ls_server, pools, service):
+    crowd, expert, review = pools["crowd"].id, pools["expert"].id, pools["review"].id
+    task = task_for_clip(ls, crowd, "variable-pitch.wav")  # a clip no other test of the session labels in Crowd
+    partner = task_for_clip(ls, expert, "variable-pitch.wav")
+    # the pools linked as `clesc sync` links them, so the worker can tell the partner of each verdict
+    from label_config.meta import PairMeta, read_pair, with_pair
+
+    ls.tasks.update(task.id, meta=with_pair(ls.tasks.get(task.id).meta, PairMeta("expert", expert, partner.id)))
+    ls.tasks.update(partner.id, meta=with_pair(ls.tasks.get(partner.id).meta, PairMeta("crowd", crowd, task.id)))
+    ids = annotate_three(ls, task.id)
+    [rt] = wait_for(lambda: review_tasks_for(ls, review, ids[2]), what="the review task")
+    data = rt.data
+    assert data["clip"] == "variable-pitch.wav" and data["pool"] == "crowd"
+    assert data["annotator_email"] == "annotator3@example.com"
+    assert data["pool_task_url"].endswith(f"/projects/{crowd}/data?task={task.id}")
+    details = data["details"]
+    assert "variable-pitch.wav" in details and "annotator3@example.com (under review)" in details
+    assert all(f"annotator{n}@example.com" in details for n in (1, 2, 3)) and "agitated" in details
+    assert ls.projects.get(review).show_skip_button is False
+    # the partner pool's task learns the verdict at once
+    link = wait_for(lambda: (p := read_pair(ls.tasks.get(partner.id).meta)) and p.status == "needs_review" and p,
+                    what="the partner's pair meta")
+    assert link.task == task.id and link.judged_by == "judge"
+    # a decision by someone who is not ops is ignored, and says so
+    intruder = _user(ls, 77)
+    _other_user_decides(ls, rt.id, "overturn", intruder)
+    from label_config.meta import read_review
+
+    noted = wait_for(lambda: (m := read_review(ls.tasks.get(rt.id).meta)) and m.ignored and m, what="the ignored decision")
+    assert noted.ignored[0]["by"] == "annotator77@example.com"
+    assert ls.annotations.get(ids[2]).last_action != "rejected" and service.store.review_by_task(rt.id)["decision"] is None
+    # ops decide: uphold; the decision stays in the pool task's meta with its reasons, decider and comment
+    ls.annotations.create(id=rt.id, result=[
+        {"from_name": "decision", "to_name": "audio", "type": "choices", "value": {"choices": ["uphold"]}},
+        {"from_name": "comment", "to_name": "audio", "type": "textarea", "value": {"text": ["calm and agitated at once"]}}])
+    decided = wait_for(lambda: (m := clesc_meta(ls, task.id)) and m.get("decisions") and m, what="the decision recorded")
+    [entry] = decided["decisions"]
+    assert entry["decision"] == "uphold" and entry["annotation_id"] == ids[2] and "contradiction" in entry["reasons"]
+    assert entry["decided_by"] == ls_server.credentials.username and entry["comment"] == "calm and agitated at once"
+    assert ls.annotations.get(ids[2]).was_cancelled is True
+    assert read_review(ls.tasks.get(rt.id).meta).state == "upheld"
+    wait_for(lambda: read_pair(ls.tasks.get(partner.id).meta).status == "incomplete", what="the partner told")
+    # uphold, then overturn: the annotation comes back
+    mine = next(a for a in ls.annotations.list(id=rt.id) if a.completed_by != intruder)
+    ls.annotations.update(mine.id, result=[
+        {"from_name": "decision", "to_name": "audio", "type": "choices", "value": {"choices": ["overturn"]}}])
+    wait_for(lambda: ls.annotations.get(ids[2]).was_cancelled is False, what="the annotation restored")
+    meta = wait_for(lambda: (m := clesc_meta(ls, task.id)) and len(m.get("decisions", [])) == 2
+                    and m["status"] == "accepted" and m, what="both decisions kept, the task judged again")
+    assert [d["decision"] for d in meta["decisions"]] == ["uphold", "overturn"]
+    assert ids[2] not in meta["rejected"]
+
+
+def test_a_decision_on_labels_the_annotator_has_changed_since_is_stale(ls, pools, service):
+    crowd, review = pools["crowd"].id, pools["review"].id
+    task = task_for_clip(ls, crowd, "calm-slow-low-quiet.wav")
+    ids = annotate_three(ls, task.id)
+    [rt] = wait_for(lambda: review_tasks_for(ls, review, ids[2]), what="the review task")
+    # while ops read the review, the annotator fixes the labels; the decision comes in for the old ones
+    service.worker.stop()
+    fixed = LabelRecord("fast", "high", "loud", emotion=("excited",))
+    ls.annotations.update(ids[2], result=to_result(fixed))
+    decide(ls, rt.id, "uphold")
+    service.worker = Proc(["worker"], service.env, service.home / "worker.log").start()
+    from label_config.meta import read_review
+
+    state = wait_for(lambda: (m := read_review(ls.tasks.get(rt.id).meta)) and m.state != "open" and m.state,
+                     timeout=60, what="the decision handled")
+    assert state == "stale"
+    wait_for(lambda: ids[2] not in (clesc_meta(ls, task.id) or {}).get("rejected", [ids[2]]), what="judged again")
+    fresh = ls.annotations.get(ids[2])
+    assert fresh.was_cancelled is False and fresh.last_action != "rejected"  # the fixed labels are not cancelled
