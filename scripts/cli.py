@@ -231,16 +231,25 @@ def features(
 
 
 @app.command()
-def setup() -> None:
+def setup(
+    adopt: Annotated[bool, typer.Option("--adopt", help="Take over same-titled projects clesc-studio did not set up "
+                                                         "(their labeling interface is replaced).")] = False,
+) -> None:
     """Wire a running Label Studio: Expert, Crowd and Review projects, webhooks with the secret.
 
-    Uses CLESC_LS_URL and CLESC_LS_TOKEN; the webhooks point to CLESC_SERVICE_URL and send
-    CLESC_WEBHOOK_SECRET in the X-Clesc-Secret header. Re-running it changes nothing that is right.
+    Uses CLESC_LS_URL and CLESC_LS_TOKEN (a personal access token or a legacy token); project titles from
+    CLESC_EXPERT_PROJECT, CLESC_CROWD_PROJECT, CLESC_REVIEW_PROJECT; the webhooks point to CLESC_SERVICE_URL
+    and send CLESC_WEBHOOK_SECRET in the X-Clesc-Secret header; with CLESC_ML_URL the ML backend is connected.
+    Re-running it changes nothing that is right.
     """
+    from scripts.labelstudio.projects import NotOurs
     from scripts.labelstudio.wiring import setup as run_setup
 
     settings = _settings()
-    run_setup(settings, _client(settings), echo=typer.echo)
+    try:
+        run_setup(settings, _client(settings), echo=typer.echo, adopt=adopt)
+    except NotOurs as e:
+        raise _fail(str(e)) from None
 
 
 @app.command()

@@ -75,6 +75,8 @@ class Settings:
     """pool -> per_hour, per_annotation and per_hour_placeholder (CLESC_RATE_<POOL>_PER_HOUR unset: the default)."""
     currency: str = "USD"
     pool_projects: dict[str, str] = field(default_factory=lambda: {pool: pool.capitalize() for pool in POOLS})
+    review_project: str = "Review"
+    ml_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +180,8 @@ class Settings:
             currency=(env.get("CLESC_CURRENCY") or "USD").strip(),
             pool_projects={pool: (env.get(f"CLESC_{pool.upper()}_PROJECT") or pool.capitalize()).strip()
                            for pool in POOLS},
+            review_project=(env.get("CLESC_REVIEW_PROJECT") or "Review").strip(),
+            ml_url=(env.get("CLESC_ML_URL") or "").rstrip("/") or None,
         )
 
     def ls_client(self):

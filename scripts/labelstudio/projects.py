@@ -57,10 +57,21 @@ def resolve_projects(client: LabelStudio, refs: Mapping[str, str]) -> dict[str, 
     return {role: pid for role, pid in found.items() if pid is not None}
 
 
+MANAGED = "(set up by clesc-studio)"
+"""Ends the description of every project `clesc setup` creates: how it tells its own projects from a team's."""
+
+
+class NotOurs(ValueError):
+    """A project with the title setup wants exists, and setup did not create it (`--adopt` takes it over)."""
+
+
 def ensure_project(client: LabelStudio, title: str, *, label_config: str, overlap: int,
-                   description: str, instructions: str | None = None, skip: bool = True) -> PoolProject:
+                   description: str, instructions: str | None = None, skip: bool = True,
+                   adopt: bool = True) -> PoolProject:
     """Create the project, or bring an existing one with this title to our config. `skip`: annotators may skip
-    a task (not in Review: a proposed rejection needs a decision)."""
+    a task (not in Review: a proposed rejection needs a decision). `adopt=False`: refuse (NotOurs) a project of
+    that title that clesc-studio did not set up, rather than rewrite someone's project."""
+    description = f"{description} {MANAGED}"
     fields = dict(
         label_config=label_config,
         description=description,
@@ -73,7 +84,13 @@ def ensure_project(client: LabelStudio, title: str, *, label_config: str, overla
     if pid is None:
         return PoolProject(title, client.projects.create(title=title, **fields).id, True)
     current = client.projects.get(pid)
-    if (current.label_config, current.maximum_annotations, current.show_skip_button) != (label_config, overlap, skip):
+    ours = MANAGED in (current.description or "") or current.label_config == label_config
+    if not ours and not adopt:
+        raise NotOurs(f"a project titled {title!r} (id {pid}) exists and clesc-studio did not set it up; "
+                      "use `clesc setup --adopt` to take it over (its labeling interface will be replaced), "
+                      "or choose other titles (CLESC_EXPERT_PROJECT, CLESC_CROWD_PROJECT, CLESC_REVIEW_PROJECT)")
+    if (current.label_config, current.maximum_annotations, current.show_skip_button, current.description) != \
+            (label_config, overlap, skip, description):
         client.projects.update(pid, **fields)
     return PoolProject(title, pid, False)
 
@@ -84,9 +101,26 @@ def default_titles() -> dict[str, str]:
 
 
 def ensure_pools(client: LabelStudio, overlap: int, *, with_review: bool = False,
-                 titles: Mapping[str, str] | None = None) -> dict[str, PoolProject]:
-    """The Expert and Crowd projects (and the Review project when asked), by role ("expert", "crowd", "review")."""
+                 titles: Mapping[str, str] | None = None, adopt: bool = True) -> dict[str, PoolProject]:
+    """The Expert and Crowd projects (and the Review project when asked), by role ("expert", "crowd", "review").
+
+    With `adopt=False`, NotOurs names every same-titled project clesc-studio did not set up, before anything
+    is created or changed."""
     titles = {**default_titles(), **(titles or {})}
+    roles = [*POOLS, *([REVIEW] if with_review else [])]
+    if not adopt:
+        foreign = []
+        for role in roles:
+            pid = find_project(client, titles[role])
+            if pid is not None:
+                current = client.projects.get(pid)
+                config = review_config() if role == REVIEW else labeling_config()
+                if MANAGED not in (current.description or "") and current.label_config != config:
+                    foreign.append(f"{titles[role]!r} (id {pid})")
+        if foreign:
+            raise NotOurs(f"projects titled {', '.join(foreign)} exist and clesc-studio did not set them up; use "
+                          "`clesc setup --adopt` to take them over (their labeling interface will be replaced), or "
+                          "choose other titles (CLESC_EXPERT_PROJECT, CLESC_CROWD_PROJECT, CLESC_REVIEW_PROJECT)")
     config, instructions = labeling_config(), annotator_instructions()
     out = {
         pool: ensure_project(client, titles[pool], label_config=config, overlap=overlap,
