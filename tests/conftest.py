@@ -9,22 +9,28 @@ Tests are marked by what they need, from the fixtures they use: `ls` (Label Stud
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from label_config import labeling_config
 from label_config.schema import POOLS
-from scripts.labelstudio.projects import ensure_pools, import_folder
+from scripts.labelstudio.projects import ensure_pools, ensure_project, ensure_webhook, import_folder
+from scripts.labelstudio.wiring import setup
 from scripts.local.labelstudio import Credentials, LabelStudioServer, ensure_venv
 from scripts.local.process import free_port
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, Proc, healthy, wait_for
+from webhooks.app import SECRET_HEADER
 from webhooks.ls_client import connect
 from webhooks.settings import PROJECT_ROOT, Settings
+from webhooks.store import Store
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm"}
+SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm", "ls_page": "browser"}
 """A test using one of these fixtures (directly or through others) gets the marker."""
 
 
@@ -75,6 +81,58 @@ def pools(ls, clips_dir):
 
 
 @pytest.fixture(scope="session")
+def service(ls, ls_server, pools, tmp_path_factory):
+    """The webhook service (gunicorn) and the worker (Huey on SQLite), real processes, wired to the pools by
+    `clesc setup`; the session's admin is ops. Started by the first test that needs it, stopped at the end."""
+    home = tmp_path_factory.mktemp("service-home")
+    port = free_port()
+    env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
+           "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
+           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2", "CLESC_OPS_USERS": ls_server.credentials.username}
+    settings = Settings.from_env(env)
+    setup(settings, ls, echo=lambda _: None)
+    svc = SimpleNamespace(env=env, settings=settings, url=settings.service_url, home=home,
+                          store=Store(settings.database_url))
+    svc.serve = Proc(["serve"], env, home / "serve.log").start()
+    svc.worker = Proc(["worker"], env, home / "worker.log").start()
+    wait_for(lambda: healthy(svc.url), 60, what="the webhook service")
+    try:
+        yield svc
+    finally:
+        svc.worker.stop()
+        svc.serve.stop()
+        for project in pools.values():
+            for hook in ls.webhooks.list(project=project.id):
+                ls.webhooks.delete(hook.id)
+
+
+@pytest.fixture(scope="module")
+def watched_project(ls, service, clips_dir):
+    """make(title, tasks): a pool project of its own (`tasks` tasks on the sample clips) that the running
+    service watches as a crowd pool; deleted (and unwatched) after the module."""
+    made = []
+    roles = service.store.project_roles()
+
+    def make(title: str, tasks: int) -> int:
+        project = ensure_project(ls, title, label_config=labeling_config(), overlap=3, description=title).id
+        clips = sorted(p.name for p in clips_dir.glob("*.wav"))
+        ls.projects.import_tasks(project, request=[{"data": {"audio": f"/data/local-files/?d=clips/{clips[i % len(clips)]}",
+                                                             "n": i}} for i in range(tasks)])
+        ensure_webhook(ls, project, service.url + "/webhook", {SECRET_HEADER: service.settings.webhook_secret})
+        made.append(project)
+        service.store.set_projects([(pid, role, role) for pid, role in roles.items()] +
+                                   [(p, "crowd", f"watched {p}") for p in made])
+        return project
+
+    try:
+        yield make
+    finally:
+        service.store.set_projects([(pid, role, role) for pid, role in roles.items()])
+        for project in made:
+            ls.projects.delete(project)
+
+
+@pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
     """A real vLLM (CPU) server serving the tiny random-weight Mixtral built here, once per session."""
     from scripts.local.vllm import VLLMServer, build_tiny_mixtral, ensure_vllm_venv
@@ -88,6 +146,39 @@ def vllm_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def ls_page(ls_server):
+    """A headless Debian Chromium page (Playwright's bundled driver, no browser download), logged in to the
+    session's Label Studio as its admin; page errors are collected in `page.errors`."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.errors = []
+            page.on("pageerror", lambda e: page.errors.append(str(e)))
+            page.goto(ls_server.url + "/user/login/")
+            page.fill("#email", ls_server.credentials.username)
+            page.fill("#password", ls_server.credentials.password)
+            page.click("button.login-button")
+            page.wait_for_load_state("networkidle")
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshot_on_failure(request, artifacts):
+    """Saves the page's screenshot to test-artifacts/ when the test using it fails (needs a `page` fixture)."""
+    yield
+    if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
+        page = request.getfixturevalue("page")
+        page.screenshot(path=str(artifacts / f"{request.node.name}-failed.png"), full_page=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,29 +13,14 @@ import pytest
 from playwright.sync_api import expect
 
 from label_config import LabelRecord, parse_annotation
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, task_for_clip
+from tests.helpers import task_for_clip
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def page(ls_server):
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only this module needs it
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.errors = []
-            page.on("pageerror", lambda e: page.errors.append(str(e)))
-            page.goto(ls_server.url + "/user/login/")
-            page.fill("#email", ls_server.credentials.username)
-            page.fill("#password", ls_server.credentials.password)
-            page.click("button.login-button")
-            page.wait_for_load_state("networkidle")
-            yield page
-        finally:
-            browser.close()
+def page(ls_page):
+    return ls_page
 
 
 def section(page, title: str, control: str):
@@ -59,13 +44,6 @@ def pick_words(page, title: str, words: list[str]) -> None:
     expect(search).to_have_count(0)  # closed, so the next search box found is the next taxonomy's
 
 
-@pytest.fixture
-def screenshot_on_failure(page, artifacts, request):
-    yield
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else True:
-        page.screenshot(path=str(artifacts / f"{request.node.name}-failed.png"), full_page=True)
-
-
 def test_annotator_labels_a_crowd_clip(page, ls, ls_server, pools, artifacts, screenshot_on_failure):
     task = task_for_clip(ls, pools["crowd"].id, "rushed-fast-high-loud.wav")
     page.goto(f"{ls_server.url}/projects/{pools['crowd'].id}/data?tab=0&task={task.id}")
@@ -82,8 +60,16 @@ def test_annotator_labels_a_crowd_clip(page, ls, ls_server, pools, artifacts, sc
     assert page.locator('[data-testid="textarea-input"]').count() == 1
 
     section(page, "Pace", "choices").locator('label:has(input[name="fast"])').click()  # mouse
-    page.keyboard.press("e")  # hotkey: pitch high
-    page.keyboard.press("d")  # hotkey: volume loud
+    page.keyboard.press("7")  # hotkey: pitch high
+    page.keyboard.press("Shift+3")  # hotkey: volume loud
+    chosen = {a: section(page, a, "choices").locator("input:checked").get_attribute("name")
+              for a in ("Pace", "Pitch", "Volume")}
+    assert chosen == {"Pace": "fast", "Pitch": "high", "Volume": "loud"}
+    # typing words with the focus outside the search box (a click on a heading) must change nothing
+    page.locator('h4:text-matches("^Emotions you hear")').click()
+    page.keyboard.type("sad angry anxious-ish light-hearted qwerty asdf")
+    assert {a: section(page, a, "choices").locator("input:checked").get_attribute("name")
+            for a in ("Pace", "Pitch", "Volume")} == chosen
     pick_words(page, "Emotions you hear", ["excited", "anxious"])
     pick_words(page, "Voice characteristics", ["shrill"])
     page.locator('[data-testid="textarea-input"]').fill("breathless")

@@ -4,7 +4,6 @@ worker (Huey consumer on SQLite) and the real store, each its own process starte
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -14,7 +13,6 @@ import requests
 
 from label_config import LabelRecord, labeling_config, to_result
 from scripts.labelstudio.projects import ensure_user
-from scripts.labelstudio.wiring import setup
 from scripts.local.process import free_port
 from tests.helpers import CLESC, Proc, healthy, task_for_clip, wait_for
 from webhooks.app import SECRET_HEADER
@@ -23,31 +21,6 @@ from webhooks.store import Store
 from webhooks.worker import version_of
 
 PAYLOAD_SECRETS = ("tok-SECRET-7f3a9", "pw-SECRET-c41d2")
-
-
-@pytest.fixture(scope="module")
-def service(ls, ls_server, pools, tmp_path_factory):
-    home = tmp_path_factory.mktemp("service-home")
-    port = free_port()
-    env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
-           "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
-           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2", "CLESC_OPS_USERS": ls_server.credentials.username}
-    settings = Settings.from_env(env)
-    setup(settings, ls, echo=lambda _: None)
-    svc = type("Service", (), {})()
-    svc.env, svc.settings, svc.url, svc.home = env, settings, settings.service_url, home
-    svc.store = Store(settings.database_url)
-    svc.serve = Proc(["serve"], env, home / "serve.log").start()
-    svc.worker = Proc(["worker"], env, home / "worker.log").start()
-    wait_for(lambda: healthy(svc.url), 60, what="the webhook service")
-    try:
-        yield svc
-    finally:
-        svc.worker.stop()
-        svc.serve.stop()
-        for project in pools.values():
-            for hook in ls.webhooks.list(project=project.id):
-                ls.webhooks.delete(hook.id)
 
 
 def _user(ls, n: int) -> int:
@@ -239,7 +212,6 @@ def test_no_secret_reaches_store_logs_or_exports(ls, service, tmp_path):
 
 def test_llm_failure_leaves_events_pending_and_stores_nothing(ls, clips_dir, tmp_path):
     """CLESC_JUDGE=llm with CLESC_LLM_FALLBACK=pending and no LLM server: the job fails, nothing is lost."""
-    from label_config import labeling_config
     from scripts.labelstudio.projects import ensure_project, import_folder
     from webhooks.judge.llm import LLMUnavailable
     from webhooks.worker import JudgeLoop
@@ -273,23 +245,9 @@ SPAMMER_TASKS = 20
 
 
 @pytest.fixture(scope="module")
-def reliability_project(ls, pools, service, clips_dir):
-    """A pool project of its own (16 tasks on the sample clips), watched by the running service."""
-    from scripts.labelstudio.projects import ensure_project, ensure_webhook
-
-    project = ensure_project(ls, "Reliability test", label_config=labeling_config(), overlap=3,
-                             description="reliability across tasks").id
-    clips = sorted(p.name for p in clips_dir.glob("*.wav"))
-    ls.projects.import_tasks(project, request=[{"data": {"audio": f"/data/local-files/?d=clips/{clips[i % len(clips)]}",
-                                                         "n": i}} for i in range(SPAMMER_TASKS)])
-    ensure_webhook(ls, project, service.url + "/webhook", {SECRET_HEADER: service.settings.webhook_secret})
-    roles = service.store.project_roles()
-    service.store.set_projects([(pid, role, role) for pid, role in roles.items()] + [(project, "crowd", "Reliability")])
-    try:
-        yield project
-    finally:
-        service.store.set_projects([(pid, role, role) for pid, role in roles.items()])
-        ls.projects.delete(project)
+def reliability_project(watched_project):
+    """A pool project of its own (20 tasks on the sample clips), watched by the running service."""
+    return watched_project("Reliability test", SPAMMER_TASKS)
 
 
 def _random_record(rng) -> LabelRecord:
