@@ -104,14 +104,17 @@ class LabelStudioServer(ServerProcess):
         )
         return env
 
+    legacy_token = True
+    """False: a Label Studio as a team runs it, with personal access tokens only (no legacy token)."""
+
     def command(self) -> list[str]:
         c = self.credentials
-        return [
-            str(self.exe), "start", "--no-browser", "--internal-host", self.host, "--port", str(self.port),
-            "--username", c.username, "--password", c.password, "--user-token", c.token,
+        out = [str(self.exe), "start", "--no-browser", "--internal-host", self.host, "--port", str(self.port),
+               "--username", c.username, "--password", c.password]
+        if self.legacy_token:
             # Takes effect on the first start of a data dir only (docs/platform-notes.md); harmless later.
-            "--enable-legacy-api-token",
-        ]
+            out += ["--user-token", c.token, "--enable-legacy-api-token"]
+        return out
 
     def healthy(self) -> bool:
         r = requests.get(self.url + "/health", timeout=2)
@@ -120,3 +123,24 @@ class LabelStudioServer(ServerProcess):
     def start(self, timeout: float = 240.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         super().start(timeout)
+
+
+def personal_access_token(url: str, username: str, password: str, timeout: float = 30.0) -> str:
+    """A personal access token of an LS user, as the UI makes one (Account & Settings > Personal Access Token):
+    log in with the form (CSRF), then POST /api/token/. LS 1.23 issues these by default; the SDK turns one into
+    short-lived access tokens by itself."""
+    session = requests.Session()
+    login = session.get(url + "/user/login/", timeout=timeout)
+    csrf = session.cookies.get("csrftoken") or ""
+    done = session.post(url + "/user/login/", data={"email": username, "password": password,
+                                                    "csrfmiddlewaretoken": csrf},
+                        headers={"Referer": login.url}, timeout=timeout)
+    done.raise_for_status()
+    made = session.post(url + "/api/token/", headers={"X-CSRFToken": session.cookies.get("csrftoken") or csrf,
+                                                     "Referer": url + "/"}, timeout=timeout)
+    if made.status_code >= 400:
+        raise LabelStudioError(f"LS refused to make a personal access token: {made.status_code} {made.text[:200]}")
+    token = made.json().get("token")
+    if not token:
+        raise LabelStudioError(f"LS answered no token: {made.text[:200]}")
+    return token

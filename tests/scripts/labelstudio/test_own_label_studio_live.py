@@ -1,0 +1,107 @@
+"""A team's own Label Studio, without the demo's conveniences: personal access tokens only (no legacy token),
+the team's own project titles, a same-named project of theirs that setup must not take over unless told.
+Then the whole path through the `clesc` command and the real services: setup, import, a labelled clip, a
+verdict, a report."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+
+import pytest
+
+from label_config import LabelRecord, to_result
+from scripts.labelstudio.projects import ensure_user
+from scripts.local.labelstudio import Credentials, LabelStudioServer, ensure_venv, personal_access_token
+from scripts.local.process import free_port
+from tests.helpers import CLESC, SAMPLES, Proc, healthy, wait_for
+from webhooks.ls_client import connect
+from webhooks.settings import Settings
+
+pytestmark = pytest.mark.ls  # its own Label Studio
+
+TITLES = {"CLESC_EXPERT_PROJECT": "Team experts", "CLESC_CROWD_PROJECT": "Team crowd",
+          "CLESC_REVIEW_PROJECT": "Team review"}
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    base = tmp_path_factory.mktemp("team-ls")
+    media = base / "media"
+    shutil.copytree(SAMPLES, media / "clips")
+    creds = Credentials("owner@example.com", secrets.token_urlsafe(12), secrets.token_hex(20))
+    server = LabelStudioServer(ensure_venv(Settings.from_env().ls_venv), base / "data", free_port(), creds,
+                               document_root=media)
+    server.legacy_token = False
+    server.start()
+    try:
+        token = personal_access_token(server.url, creds.username, creds.password)
+        home = base / "home"
+        env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": server.url, "CLESC_LS_TOKEN": token,
+               "CLESC_WEBHOOK_SECRET": secrets.token_urlsafe(16), "CLESC_SERVICE_PORT": str(free_port()),
+               "CLESC_LS_DOCUMENT_ROOT": str(media), "CLESC_OPS_USERS": creds.username, **TITLES}
+        yield server, token, env, media
+    finally:
+        server.stop()
+
+
+def clesc(env, *args, check=True):
+    r = subprocess.run([CLESC, *args], env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_the_legacy_token_is_off_and_the_personal_token_works(team):
+    import requests
+
+    server, token, _, _ = team
+    assert requests.get(server.url + "/api/projects", timeout=10,
+                        headers={"Authorization": f"Token {server.credentials.token}"}).status_code == 401
+    assert connect(server.url, token).projects.list() is not None
+
+
+def test_setup_refuses_a_project_it_did_not_make_unless_told(team):
+    server, token, env, _ = team
+    ls = connect(server.url, token)
+    theirs = ls.projects.create(title="Team experts", label_config='<View><Text name="t" value="$text"/></View>',
+                                description="the team's own project").id
+    refused = clesc(env, "setup", check=False)
+    assert refused.returncode == 2 and "'Team experts'" in refused.stderr and "--adopt" in refused.stderr
+    assert sorted(p.title for p in ls.projects.list()) == ["Team experts"]  # nothing created or changed
+    assert "Text" in ls.projects.get(theirs).label_config
+    adopted = clesc(env, "setup", "--adopt")
+    assert "Team crowd" in adopted.stdout
+    assert sorted(p.title for p in ls.projects.list()) == ["Team crowd", "Team experts", "Team review"]
+    again = clesc(env, "setup")  # now it is ours: re-running is quiet and changes nothing
+    assert ": exists;" in again.stdout and "unchanged" in again.stdout
+
+
+def test_a_clip_labelled_judged_and_reported_with_a_personal_token(team, tmp_path):
+    server, token, env, media = team
+    ls = connect(server.url, token)
+    clesc(env, "setup")
+    clesc(env, "import", str(media / "clips"))
+    serve = Proc(["serve"], env, tmp_path / "serve.log").start()
+    worker = Proc(["worker"], env, tmp_path / "worker.log").start()
+    try:
+        wait_for(lambda: healthy(f"http://127.0.0.1:{env['CLESC_SERVICE_PORT']}"), 60, what="the service")
+        crowd = next(p.id for p in ls.projects.list() if p.title == "Team crowd")
+        task = next(t for t in ls.tasks.list(project=crowd) if t.data["audio"].endswith("calm-slow-low-quiet.wav"))
+        record = LabelRecord("slow", "low", "quiet", emotion=("calm", "tired"))
+        for n in (1, 2, 3):
+            ls.annotations.create(id=task.id, result=to_result(record),
+                                  completed_by=ensure_user(ls, f"team{n}@example.com"))
+        meta = wait_for(lambda: (m := (ls.tasks.get(task.id).meta or {}).get("clesc")) and m, timeout=120,
+                        what="the verdict")
+        assert meta["status"] == "accepted" and meta["consensus"]["emotion"] == ["calm", "tired"]
+    finally:
+        worker.stop()
+        serve.stop()
+    out = tmp_path / "report"
+    clesc(env, "report", "--out", str(out), "--no-embeddings", "--bootstrap", "50")
+    figures = json.loads((out / "report.json").read_text())
+    assert figures["crowd"]["annotations"] == 3 and figures["label_studio"]["url"] == server.url
