@@ -171,6 +171,7 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
     """
     tax = taxonomy or load_taxonomy()
     emails = emails or {}
+    newest_judged: dict[tuple[str, str], int] = {}  # (pool, worker) -> id of the annotation whose reliability is kept
     for task in tasks:
         key = clip_key(task.get("data") or {})
         tid = task.get("id")
@@ -217,7 +218,8 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
                 present.add(aid)
                 if judged is not None:
                     verdict = "reject" if aid in judged.rejected else "accept"
-                    if aid in judged.reliability:
+                    if aid in judged.reliability and aid > newest_judged.get((pool, worker), -1):
+                        newest_judged[pool, worker] = aid  # the judge's latest estimate of the worker
                         ds.reliability.setdefault(pool, {})[worker] = judged.reliability[aid]
             ds.annotations.append(Annotation(
                 pool, key, worker, record,

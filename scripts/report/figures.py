@@ -316,7 +316,8 @@ def _pool_section(ds: Dataset, pool: str, labels: _PoolLabels, n_clips: int, rat
     section["cost"] = _cost(rate, section["time"], len(annotations), clips_of_pool)
     decisions = _latest_decisions(d for d in ds.decisions if d.pool == pool)
     section["judge"] = _judge(ds, pool, annotations, decisions, level, min_labels)
-    section["workers"] = _workers(labels, majorities, n_clips, ds.emails, decisions, min_labels)
+    section["workers"] = _workers(labels, majorities, n_clips, ds.emails, ds.reliability.get(pool, {}), decisions,
+                                  min_labels)
     section["ml_prefill"] = _ml_prefill(ds, pool, labels, majorities, level)
     return section, majorities
 
@@ -468,7 +469,8 @@ def _judge(ds: Dataset, pool: str, annotations: Sequence[Annotation], decisions:
 
 
 def _workers(labels: _PoolLabels, majorities: Mapping[str, np.ndarray], n_clips: int, emails: Mapping[str, str],
-             decisions: Sequence[Decision], min_labels: int) -> list[dict[str, Any]]:
+             reliability: Mapping[str, float], decisions: Sequence[Decision],
+             min_labels: int) -> list[dict[str, Any]]:
     n_workers = len(labels.worker_ids)
     agreed = np.zeros(n_workers)
     counted = np.zeros(n_workers)
@@ -489,6 +491,7 @@ def _workers(labels: _PoolLabels, majorities: Mapping[str, np.ndarray], n_clips:
              "annotations": int(annotations[i]),
              "agreement_with_consensus": agreed[i] / counted[i] if counted[i] else None,
              "skill": {name: skills[name][i] for name in ATTRIBUTES},
+             "reliability": reliability.get(w),
              "rejected": int(rejected[i]),
              "upheld": decided[w, "uphold"],
              "overturned": decided[w, "overturn"],

@@ -287,6 +287,7 @@ def _workers(report: Mapping) -> dict[str, list[dict[str, str]]]:
                 "annotations": _fmt(w.get("annotations")),
                 "agreement": _fmt(w.get("agreement_with_consensus")),
                 "skill": ", ".join(f"{k} {_fmt(v, 2)}" for k, v in skill.items()) or "–",
+                "reliability": _fmt(w.get("reliability"), 2),
                 "rejected": _fmt(w.get("rejected")),
                 "upheld": _fmt(w.get("upheld")),
                 "overturned": _fmt(w.get("overturned")),

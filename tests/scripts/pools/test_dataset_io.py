@@ -192,3 +192,15 @@ def test_ls_tasks_emails_times_and_ops_decisions_from_meta():
                                          emails=ds.emails, ls_url="http://ls", projects={"crowd": 2}))
     assert judged.decisions == ds.decisions and judged.emails == ds.emails and judged.ls_url == "http://ls"
     assert judged.annotations[0].created_at == "2025-05-01T10:00:00.5Z"  # the rules judge keeps the times
+
+
+def test_ls_tasks_keep_the_judges_latest_reliability_of_each_worker():
+    """The judge writes each annotator's reliability at the time of each verdict; the dataset keeps the one
+    of the worker's newest judged annotation, whatever order the tasks come in, per pool."""
+    def task(tid, aid, reliability):
+        return {"id": tid, "data": {"audio": f"{tid}.wav"}, "annotations": [ann(aid, 5, SAD)],
+                "meta": {"clesc": {"status": "accepted", "rejected": [], "reliability": {str(aid): reliability}}}}
+    ds = Dataset()
+    add_ls_tasks(ds, "crowd", [task(2, 20, 0.4), task(1, 10, 0.9), task(3, 15, 0.8)])
+    add_ls_tasks(ds, "expert", [task(4, 30, 0.7)])
+    assert ds.reliability == {"crowd": {"ls-5": 0.4}, "expert": {"ls-5": 0.7}}

@@ -4,6 +4,7 @@ bootstrap. Also the synthetic dataset (scripts/bench/synthetic.py) and the numpy
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from label_config.records import LabelRecord
 from scripts.bench.synthetic import synthetic_clesc_rows, synthetic_dataset
 from scripts.pools.dataset import Annotation, Dataset
 from scripts.pools.sources import from_clesc_rows
+from scripts.pools.verdicts import with_rules_verdicts
 from scripts.report.figures import Rate, build_report
 from scripts.stats.dawid_skene import DawidSkene
 
@@ -202,6 +204,15 @@ def test_workers_sorted_by_agreement_with_consensus(report):
     assert crowd[0]["agreement_with_consensus"] == pytest.approx(9 / 11)
     assert crowd[2]["rejected"] == 2 and crowd[0]["annotations"] == 4
     assert set(crowd[0]["skill"]) == {"pace", "pitch", "volume"}
+    assert all(w["reliability"] is None for w in crowd)  # verdicts set by hand: no judge's estimate
+
+
+def test_workers_carry_the_judges_reliability():
+    ds = with_rules_verdicts(replace(tiny_dataset(), judged=False))
+    assert ds.reliability["crowd"]
+    crowd = build_report(ds, rates=RATES, bootstrap=0, seed=1)["crowd"]["workers"]
+    assert {w["worker"]: w["reliability"] for w in crowd} == ds.reliability["crowd"]
+    assert all(0 < w["reliability"] < 1 for w in crowd)
 
 
 def test_report_shape_and_json(report):
