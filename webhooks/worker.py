@@ -380,8 +380,8 @@ class JudgeLoop:
             elif current["decision"] == "uphold":
                 self._restore_annotation(current["annotation_id"])
             self.store.decide_review(review_task_id, decision)
-            self._record_decision(project_id, task_id, current, ann, decision, user)
             self._set_review_state(review_task_id, "upheld" if decision == "uphold" else "overturned", "")
+            self._record_decision(project_id, task_id, current, ann, decision, user)
             moved = self.store.decide_evidence(project_id, current["annotation_id"], decision,
                                                random=self._rejected_for_randomness(current))
             self.judge_task(project_id, task_id)

@@ -367,7 +367,7 @@ def test_review_task_shows_everything_ops_need_and_only_ops_decide(ls, ls_server
     assert entry["decision"] == "uphold" and entry["annotation_id"] == ids[2] and "contradiction" in entry["reasons"]
     assert entry["decided_by"] == ls_server.credentials.username and entry["comment"] == "calm and agitated at once"
     assert ls.annotations.get(ids[2]).was_cancelled is True
-    assert read_review(ls.tasks.get(rt.id).meta).state == "upheld"
+    wait_for(lambda: read_review(ls.tasks.get(rt.id).meta).state == "upheld", what="the Review task's state")
     wait_for(lambda: read_pair(ls.tasks.get(partner.id).meta).status == "incomplete", what="the partner told")
     # uphold, then overturn: the annotation comes back
     mine = next(a for a in ls.annotations.list(id=rt.id) if a.completed_by != intruder)
