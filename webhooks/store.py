@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from webhooks.judge.reliability import Evidence, Skill
+from webhooks.private import private_file
 
 metadata = MetaData()
 
@@ -171,7 +172,10 @@ def check_fits(table: Table, values: dict[str, Any]) -> None:
 class Store:
     def __init__(self, url: str):
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(url.removeprefix("sqlite:///"))
+            if path.name != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
         self.url = url
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":

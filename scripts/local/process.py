@@ -70,6 +70,8 @@ class ServerProcess:
 
     name = "server"
     error = ServerError
+    umask: int = -1
+    """The server's umask (-1: ours); a server that writes secrets to disk sets 0o077."""
 
     def __init__(self, port: int, log_path: Path, host: str = "127.0.0.1", pid_path: Path | None = None):
         self.port, self.log_path, self.host, self.pid_path = port, log_path, host, pid_path
@@ -95,7 +97,7 @@ class ServerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(self.log_path.parent))
+                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(self.log_path.parent), umask=self.umask)
         if self.pid_path is not None:
             self.pid_path.write_text(str(self.process.pid))
         try:
