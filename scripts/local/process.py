@@ -7,12 +7,24 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 
 class ServerError(RuntimeError):
     pass
+
+
+def poll(predicate, timeout: float, interval: float = 0.3):
+    """Call `predicate` until it returns something true (returned) or `timeout` seconds pass (None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -142,3 +154,27 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ClescProcess:
+    """A `clesc` subcommand in its own process group, logging to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, exe: str | None = None):
+        self.args, self.env, self.log = args, env, log
+        self.exe = exe or str(Path(sys.executable).with_name("clesc"))
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> ClescProcess:
+        with open(self.log, "ab") as out:
+            self.popen = subprocess.Popen([self.exe, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.popen is not None:
+            if sig == signal.SIGKILL:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            else:
+                stop_process_group(self.popen.pid, timeout=15)
+            self.popen.wait(timeout=15)
+            self.popen = None

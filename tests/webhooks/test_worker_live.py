@@ -169,6 +169,19 @@ def test_missing_or_wrong_secret_is_401_and_stores_nothing(ls, pools, service, s
     assert len(service.store.events()) == before
 
 
+def test_the_secret_anywhere_but_its_header_is_refused_and_never_logged(service, pools):
+    """In the query string, in Authorization, in a cookie: 401. test_no_secret_reaches_store_logs_or_exports
+    (later in this module) then finds it in no log: the access log has no query strings."""
+    body = {"action": "ANNOTATION_CREATED", "annotation": {"id": 999998, "task": 1, "result": []},
+            "project": {"id": pools["crowd"].id}}
+    secret = service.settings.webhook_secret
+    for query, headers in ((f"?secret={secret}", {}), ("", {"Authorization": f"Token {secret}"}),
+                           ("", {"Cookie": f"{SECRET_HEADER}={secret}"})):
+        r = requests.post(service.url + "/webhook" + query, data=json.dumps(body), timeout=5,
+                          headers={"Content-Type": "application/json", **headers})
+        assert r.status_code == 401
+
+
 @pytest.mark.parametrize("raw, status", [
     (b"{not json", 400),
     (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "ta', 400),  # truncated
