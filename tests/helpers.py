@@ -6,16 +6,12 @@ Everything here is plain functions and classes (no fixtures: those live in tests
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import requests
 
-from scripts.local.process import stop_process_group
+from scripts.local.process import ClescProcess, poll
 from webhooks.settings import PROJECT_ROOT
 
 CLESC = str(PROJECT_ROOT / ".venv" / "bin" / "clesc")
@@ -27,38 +23,19 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-class Proc:
-    """A `clesc` subcommand in its own process group, logging to a file."""
+class Proc(ClescProcess):
+    """A `clesc` subcommand of this checkout's .venv in its own process group, logging to a file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path):
-        self.args, self.env, self.log = args, env, log
-        self.popen: subprocess.Popen | None = None
-
-    def start(self) -> Proc:
-        with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen([CLESC, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.popen is not None:
-            if sig == signal.SIGKILL:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            else:
-                stop_process_group(self.popen.pid, timeout=15)
-            self.popen.wait(timeout=15)
-            self.popen = None
+        super().__init__(args, env, log, exe=CLESC)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.3, what: str = "condition"):
     """Poll `predicate` until it returns something true (returned) or `timeout` seconds pass (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    value = poll(predicate, timeout, interval)
+    if not value:
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return value
 
 
 def healthy(url: str) -> bool:

@@ -12,6 +12,7 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.exceptions import RetryTask, TaskLockedException
 
 from label_config.schema import REVIEW
+from webhooks.private import private_dir, private_file
 from webhooks.settings import Settings
 
 log = logging.getLogger("clesc.queue")
@@ -22,8 +23,8 @@ LOCK_STRIPES = 64
 def make_huey(settings: Settings) -> Huey:
     if settings.redis_url:
         return RedisHuey("clesc", url=settings.redis_url)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("clesc", filename=str(settings.home / "queue.db"))
+    private_dir(settings.home)
+    return SqliteHuey("clesc", filename=str(private_file(settings.home / "queue.db")))
 
 
 class JobQueue:

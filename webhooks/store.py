@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from webhooks.judge.reliability import Evidence, Skill
+from webhooks.private import private_file
 
 metadata = MetaData()
 
@@ -141,10 +142,40 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+INT32 = 2**31 - 1
+
+
+class ColumnOverflow(ValueError):
+    """A value does not fit its column (SQLite would store it anyway; PostgreSQL refuses it)."""
+
+
+def check_fits(table: Table, values: dict[str, Any]) -> None:
+    """Every string within its String(n) column, every integer within a 32-bit Integer column, before
+    anything is written: the one guard of the column sizes. ColumnOverflow names the column (no value).
+
+    >>> check_fits(events, {"annotation_updated_at": "x" * 41})
+    Traceback (most recent call last):
+    ...
+    webhooks.store.ColumnOverflow: events.annotation_updated_at holds at most 40 characters (got 41)
+    """
+    for name, value in values.items():
+        column = table.c.get(name)
+        if column is None or value is None:
+            continue
+        length = getattr(column.type, "length", None)
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise ColumnOverflow(f"{table.name}.{name} holds at most {length} characters (got {len(value)})")
+        if type(column.type) is Integer and isinstance(value, int) and not -INT32 - 1 <= value <= INT32:
+            raise ColumnOverflow(f"{table.name}.{name} holds 32-bit integers")
+
+
 class Store:
     def __init__(self, url: str):
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(url.removeprefix("sqlite:///"))
+            if path.name != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
         self.url = url
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
@@ -171,14 +202,13 @@ class Store:
                   annotation: dict[str, Any] | None) -> int | None:
         """Persist one event; None when this delivery was stored before (a duplicate)."""
         ann = annotation or {}
+        row = dict(delivery_key=delivery_key, received_at=now(), source=source, action=action,
+                   project_id=project_id, task_id=task_id, annotation_id=ann.get("id"),
+                   annotation_updated_at=ann.get("updated_at"), annotation=annotation, status="pending", attempts=0)
+        check_fits(events, row)
         try:
             with self.engine.begin() as c:
-                return c.execute(insert(events).values(
-                    delivery_key=delivery_key, received_at=now(), source=source, action=action,
-                    project_id=project_id, task_id=task_id, annotation_id=ann.get("id"),
-                    annotation_updated_at=ann.get("updated_at"), annotation=annotation,
-                    status="pending", attempts=0,
-                )).inserted_primary_key[0]
+                return c.execute(insert(events).values(**row)).inserted_primary_key[0]
         except IntegrityError:
             return None
 
@@ -230,6 +260,7 @@ class Store:
                 annotations_seen.c.annotation_id.not_in(list(live) or [-1])).values(was_cancelled=True))
             for aid, updated_at in live.items():
                 row = {"project_id": project_id, "task_id": task_id, "updated_at": updated_at, "was_cancelled": False}
+                check_fits(annotations_seen, {"annotation_id": aid, **row})
                 done = c.execute(update(annotations_seen).where(annotations_seen.c.annotation_id == aid).values(**row))
                 if done.rowcount == 0:
                     c.execute(insert(annotations_seen).values(annotation_id=aid, **row))

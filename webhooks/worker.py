@@ -17,6 +17,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from label_studio_sdk.core.api_error import ApiError
+
 from label_config import consensus_result, load_taxonomy
 from label_config.meta import (
     JudgeMeta,
@@ -116,6 +118,8 @@ class JudgeLoop:
         if role not in POOLS:
             self.store.finish_events(event_ids, "done", "not a pool project")
             return None
+        if not self._in_project(project_id, task_id, event_ids):
+            return None
         log.info("judging project %d task %d", project_id, task_id)
         annotations = _dicts(self.ls.annotations.list(id=task_id))
         live = [a for a in annotations if not a.get("was_cancelled")]
@@ -140,6 +144,24 @@ class JudgeLoop:
                  " unchanged" if same else "")
         self._judge_again(project_id, task_id, moved)
         return verdict
+
+    def _in_project(self, project_id: int, task_id: int, event_ids: list[int]) -> bool:
+        """Whether LS says the task is in that project. A webhook is only a hint (any member of the LS
+        organisation can read its secret header and forge one): one naming a task of another project, or a
+        task LS does not have, is logged and its events finished without effect, before anything is read
+        or written."""
+        try:
+            actual = getattr(self.ls.tasks.get(task_id), "project", None)
+        except ApiError as e:
+            if e.status_code != 404:
+                raise  # LS unreachable or failing: the job is retried, the events stay pending
+            actual = "none (no such task)"
+        if actual == project_id:
+            return True
+        log.warning("task %d is not in project %d (Label Studio says: %s); %d event(s) finished without effect",
+                    task_id, project_id, actual, len(event_ids))
+        self.store.finish_events(event_ids, "done", f"task {task_id} is not in project {project_id}")
+        return False
 
     def _skills(self, project_id: int, live: list[dict[str, Any]]) -> dict[int, Skill]:
         """The annotators' skills as stored, with what this task's annotations said before left out."""
@@ -345,6 +367,8 @@ class JudgeLoop:
         """
         review_project = self._review_project() or -1
         event_ids = self.store.pending_event_ids(review_project, review_task_id)
+        if not self._in_project(review_project, review_task_id, event_ids):
+            return None
         review = self.store.review_by_task(review_task_id)
         live = [a for a in _dicts(self.ls.annotations.list(id=review_task_id)) if not a.get("was_cancelled")]
         self.store.record_seen(review_project, review_task_id, {a["id"]: version_of(a) for a in live})

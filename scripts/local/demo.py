@@ -34,6 +34,7 @@ from scripts.labelstudio.wiring import setup
 from scripts.local.labelstudio import Credentials, LabelStudioServer, ensure_venv
 from scripts.local.process import port_in_use, running_pid, stop_process_group
 from webhooks.ls_client import connect
+from webhooks.private import private_dir, private_file
 from webhooks.settings import Settings
 
 # What the demo annotators hear in each clip (pace/pitch/volume come from samples/manifest.csv).
@@ -58,14 +59,14 @@ def demo_settings(settings: Settings, server: LabelStudioServer) -> Settings:
         secret = json.loads(path.read_text())["webhook_secret"]
     else:
         secret = secrets.token_urlsafe(24)
-        path.touch(mode=0o600)
-        path.write_text(json.dumps({"webhook_secret": secret}))
+        private_file(path).write_text(json.dumps({"webhook_secret": secret}))
     return replace(settings, ls_url=server.url, ls_token=server.credentials.token,
                    webhook_secret=settings.webhook_secret or secret)
 
 
 def local_server(settings: Settings, echo: Callable[[str], None] = print) -> LabelStudioServer:
     """The demo's Label Studio: data under CLESC_HOME, sample clips served through local-files storage."""
+    private_dir(settings.home)
     data_dir = settings.home / "label-studio"
     creds = Credentials.load_or_create(data_dir, settings.ls_username, settings.ls_password)
     exe = ensure_venv(settings.ls_venv, echo=echo)

@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from scripts.local.process import ServerError, ServerProcess
+from webhooks.private import UMASK, private_dir, private_file, tighten
 
 LABEL_STUDIO_VERSION = "1.23.2"
 """The Label Studio release the tests run against; docs/platform-notes.md was checked on it."""
@@ -62,14 +63,24 @@ class Credentials:
             saved = json.loads(path.read_text())
             return cls(saved["username"], saved["password"], saved["token"])
         creds = cls(username, password or secrets.token_urlsafe(12), secrets.token_hex(20))
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(creds.__dict__))
+        private_dir(data_dir)
+        private_file(path).write_text(json.dumps(creds.__dict__))
         return creds
+
+
+PRIVATE_FILES = ("label_studio.sqlite3*", ".env", "credentials.json")
+"""What LS's data dir holds that other local users must not read: the database (API tokens, webhook headers),
+`.env` (SECRET_KEY), our credentials file."""
 
 
 class LabelStudioServer(ServerProcess):
     """One `label-studio start` process on loopback with its own data dir.
+
+    Hardened (issue 14): sign-up only by an invitation link (`DISABLE_SIGNUP_WITHOUT_LINK`: any account
+    joins the one organisation and could read every project and webhook); the admin's e-mail, password and
+    token reach LS through its environment (`LABEL_STUDIO_USERNAME`, `_PASSWORD`, `_USER_TOKEN`, which
+    `label-studio start` reads), never its command line, which every local user sees in `ps`; the data
+    dir is 0700 and LS runs with umask 077, so its database and `.env` are 0600.
 
     Use (the tests' session fixture `ls_server` does this):
 
@@ -79,6 +90,7 @@ class LabelStudioServer(ServerProcess):
 
     name = "Label Studio"
     error = LabelStudioError
+    umask = UMASK
 
     def __init__(self, exe: Path, data_dir: Path, port: int, credentials: Credentials,
                  document_root: Path, host: str = "127.0.0.1"):
@@ -101,19 +113,25 @@ class LabelStudioServer(ServerProcess):
             SENTRY_DSN="",
             FRONTEND_SENTRY_DSN="",
             COLLECT_ANALYTICS="false",
+            # New accounts only through the admin's invitation link (docs/platform-notes.md).
+            LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
+            # The admin, created on the first start of a data dir; read from the environment, not argv.
+            LABEL_STUDIO_USERNAME=self.credentials.username,
+            LABEL_STUDIO_PASSWORD=self.credentials.password,
         )
+        if self.legacy_token:
+            env["LABEL_STUDIO_USER_TOKEN"] = self.credentials.token
         return env
 
     legacy_token = True
     """False: a Label Studio as a team runs it, with personal access tokens only (no legacy token)."""
 
     def command(self) -> list[str]:
-        c = self.credentials
-        out = [str(self.exe), "start", "--no-browser", "--internal-host", self.host, "--port", str(self.port),
-               "--username", c.username, "--password", c.password]
+        """No secret here: a command line is readable by every local user (`ps`, /proc/PID/cmdline)."""
+        out = [str(self.exe), "start", "--no-browser", "--internal-host", self.host, "--port", str(self.port)]
         if self.legacy_token:
             # Takes effect on the first start of a data dir only (docs/platform-notes.md); harmless later.
-            out += ["--user-token", c.token, "--enable-legacy-api-token"]
+            out.append("--enable-legacy-api-token")
         return out
 
     def healthy(self) -> bool:
@@ -121,8 +139,10 @@ class LabelStudioServer(ServerProcess):
         return r.ok and r.json().get("status") == "UP"
 
     def start(self, timeout: float = 240.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
+        tighten(self.data_dir, PRIVATE_FILES)  # a data dir from before the umask
         super().start(timeout)
+        tighten(self.data_dir, PRIVATE_FILES)
 
 
 def personal_access_token(url: str, username: str, password: str, timeout: float = 30.0) -> str:

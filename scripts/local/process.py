@@ -7,12 +7,24 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 
 class ServerError(RuntimeError):
     pass
+
+
+def poll(predicate, timeout: float, interval: float = 0.3):
+    """Call `predicate` until it returns something true (returned) or `timeout` seconds pass (None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,6 +82,8 @@ class ServerProcess:
 
     name = "server"
     error = ServerError
+    umask: int = -1
+    """The server's umask (-1: ours); a server that writes secrets to disk sets 0o077."""
 
     def __init__(self, port: int, log_path: Path, host: str = "127.0.0.1", pid_path: Path | None = None):
         self.port, self.log_path, self.host, self.pid_path = port, log_path, host, pid_path
@@ -95,7 +109,7 @@ class ServerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(self.log_path.parent))
+                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(self.log_path.parent), umask=self.umask)
         if self.pid_path is not None:
             self.pid_path.write_text(str(self.process.pid))
         try:
@@ -140,3 +154,27 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ClescProcess:
+    """A `clesc` subcommand in its own process group, logging to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, exe: str | None = None):
+        self.args, self.env, self.log = args, env, log
+        self.exe = exe or str(Path(sys.executable).with_name("clesc"))
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> ClescProcess:
+        with open(self.log, "ab") as out:
+            self.popen = subprocess.Popen([self.exe, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.popen is not None:
+            if sig == signal.SIGKILL:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            else:
+                stop_process_group(self.popen.pid, timeout=15)
+            self.popen.wait(timeout=15)
+            self.popen = None

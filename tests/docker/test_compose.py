@@ -28,3 +28,11 @@ def test_the_services_point_at_vllm_ls_postgres_and_redis():
         == [["serve"], ["worker"], ["ml-backend"]]
     sync = COMPOSE["services"]["clesc-sync"]
     assert sync["command"][:2] == ["sync", "--every"] and sync["environment"]["CLESC_DATABASE_URL"].startswith("postgresql")
+
+
+def test_label_studio_signs_up_by_invitation_only_and_takes_no_secret_on_its_command_line():
+    """Issue 14: any LS account joins the organisation and can read the webhooks' secret header; argv is public."""
+    ls = COMPOSE["services"]["label-studio"]
+    assert ls["environment"]["LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK"] == "true"
+    assert {"LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN"} <= set(ls["environment"])
+    assert "password" not in " ".join(ls.get("command") or []).lower()

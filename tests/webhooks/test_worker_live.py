@@ -126,6 +126,39 @@ def test_duplicate_and_out_of_order_deliveries_give_one_current_verdict(ls, pool
     assert len(our_predictions(ls, task.id)) == 1
 
 
+def _events_done(service, project_id: int, task_id: int) -> list[dict]:
+    events = [e for e in service.store.events() if (e["project_id"], e["task_id"]) == (project_id, task_id)]
+    return events if events and all(e["status"] == "done" for e in events) else []
+
+
+def test_a_forged_webhook_naming_another_project_changes_nothing(ls, pools, service):
+    """Any LS organisation member can read the webhook secret (GET /api/webhooks), so a webhook is a hint: one
+    claiming a watched project for a task of another project is finished without effect (issue 14, item 6)."""
+    crowd, expert, review = pools["crowd"].id, pools["expert"].id, pools["review"].id
+    task = task_for_clip(ls, crowd, "gb-normal-low-loud.wav")
+    ids = annotate_three(ls, task.id)
+    [rt] = wait_for(lambda: review_tasks_for(ls, review, ids[2]), what="the review task")
+    wait_for(lambda: not service.store.pending_event_ids(crowd, task.id), what="the crowd events processed")
+    meta, seen = clesc_meta(ls, task.id), service.store.seen_live_versions(crowd)[task.id]
+    reviews = len(service.store.all_reviews())
+
+    for n, project in enumerate((expert, review)):  # another pool, and the Review project (decisions are read there)
+        r = _post(service, _webhook_body(ls, ids[2], project, project=project, updated_at=f"2030-01-0{n + 1}T00:00:00Z"))
+        assert r.status_code == 202
+        [event] = wait_for(lambda: _events_done(service, project, task.id), what="the forged event finished")
+        assert event["error"] == f"task {task.id} is not in project {project}"
+    missing = 2_000_000_000  # a task LS does not have: finished too, not retried for ever
+    body = _webhook_body(ls, ids[0], expert, project=expert, task=missing)
+    assert _post(service, body).status_code == 202
+    wait_for(lambda: _events_done(service, expert, missing), what="the event of a missing task finished")
+
+    assert service.store.verdict(expert, task.id) is None and service.store.verdict(review, task.id) is None
+    assert len(review_tasks_for(ls, review, ids[2])) == 1 and len(service.store.all_reviews()) == reviews
+    assert clesc_meta(ls, task.id) == meta and len(our_predictions(ls, task.id)) == 1
+    assert service.store.seen_live_versions(crowd)[task.id] == seen
+    assert "is not in project" in (service.home / "worker.log").read_text()
+
+
 @pytest.mark.parametrize("secret", [None, "", "wrong-secret"])
 def test_missing_or_wrong_secret_is_401_and_stores_nothing(ls, pools, service, secret):
     before = len(service.store.events())
@@ -134,6 +167,19 @@ def test_missing_or_wrong_secret_is_401_and_stores_nothing(ls, pools, service, s
     r = _post(service, body, secret=secret)
     assert r.status_code == 401
     assert len(service.store.events()) == before
+
+
+def test_the_secret_anywhere_but_its_header_is_refused_and_never_logged(service, pools):
+    """In the query string, in Authorization, in a cookie: 401. test_no_secret_reaches_store_logs_or_exports
+    (later in this module) then finds it in no log: the access log has no query strings."""
+    body = {"action": "ANNOTATION_CREATED", "annotation": {"id": 999998, "task": 1, "result": []},
+            "project": {"id": pools["crowd"].id}}
+    secret = service.settings.webhook_secret
+    for query, headers in ((f"?secret={secret}", {}), ("", {"Authorization": f"Token {secret}"}),
+                           ("", {"Cookie": f"{SECRET_HEADER}={secret}"})):
+        r = requests.post(service.url + "/webhook" + query, data=json.dumps(body), timeout=5,
+                          headers={"Content-Type": "application/json", **headers})
+        assert r.status_code == 401
 
 
 @pytest.mark.parametrize("raw, status", [
