@@ -245,9 +245,9 @@ def setup() -> None:
 
 @app.command()
 def serve(
-    workers: Annotated[Optional[int], typer.Option(help="gunicorn worker processes (default CLESC_WORKERS).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="4 server threads per worker (default CLESC_WORKERS).")] = None,
 ) -> None:
-    """Run the webhook service under gunicorn on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT."""
+    """Run the webhook service (waitress: whole requests read before the app runs) on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT."""
     from webhooks.runners import serve as run
 
     run(_settings(), workers)
@@ -275,6 +275,40 @@ def reconcile(
     except ValueError as e:
         raise _fail(str(e)) from None
     typer.echo(f"{counts['tasks']} tasks checked, {counts['changed']} {'enqueued' if enqueue else 'processed'}")
+
+
+@app.command()
+def events(
+    failed: Annotated[bool, typer.Option("--failed", help="List the events that failed after every attempt.")] = False,
+    retry: Annotated[Optional[list[int]], typer.Option("--retry", help="Retry this failed event (repeatable).")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="Retry every failed event.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many listed.")] = 100,
+) -> None:
+    """The webhook events in the store: counts by status, the failed ones with their last error, retry on demand."""
+    from webhooks.queue import JobQueue
+    from webhooks.store import Store
+
+    settings = _settings()
+    store = Store(settings.database_url)
+    if retry or all_failed:
+        tasks = store.retry_failed(None if all_failed else retry)
+        queue = JobQueue.from_settings(settings)
+        roles = store.project_roles()
+        for project_id, task_id in tasks:
+            if roles.get(project_id) == "review":
+                queue.apply_decision(task_id)
+            else:
+                queue.judge(project_id, task_id)
+        typer.echo(f"{len(tasks)} task(s) queued again")
+        if not tasks:
+            raise typer.Exit(1)
+        return
+    counts = store.event_counts()
+    typer.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no events")
+    if failed:
+        for e in store.failed_events(limit=limit):
+            typer.echo(f"event {e['id']}: project {e['project_id']} task {e['task_id']} {e['action']}, "
+                       f"{e['attempts']} attempts, received {e['received_at']:%Y-%m-%d %H:%M:%S}: {e['error']}")
 
 
 @app.command("ml-backend")

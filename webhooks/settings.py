@@ -74,6 +74,10 @@ class Settings:
     """pool -> per_hour, per_annotation and per_hour_placeholder (CLESC_RATE_<POOL>_PER_HOUR unset: the default)."""
     currency: str = "USD"
     pool_projects: dict[str, str] = field(default_factory=lambda: {pool: pool.capitalize() for pool in POOLS})
+    event_max_attempts: int = 8
+    event_retry_s: float = 5.0
+    read_timeout_s: int = 10
+    sweep_after_s: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +180,10 @@ class Settings:
             currency=(env.get("CLESC_CURRENCY") or "USD").strip(),
             pool_projects={pool: (env.get(f"CLESC_{pool.upper()}_PROJECT") or pool.capitalize()).strip()
                            for pool in POOLS},
+            event_max_attempts=integer("CLESC_EVENT_MAX_ATTEMPTS", 8, 1),
+            event_retry_s=number("CLESC_EVENT_RETRY_S", 5.0) or 0.0,
+            read_timeout_s=integer("CLESC_READ_TIMEOUT_S", 10, 1),
+            sweep_after_s=integer("CLESC_SWEEP_AFTER_S", 120, 1),
         )
 
     def ls_client(self):

@@ -1,5 +1,10 @@
-"""The judge loop against the session's real Label Studio, with the real service (gunicorn), the real
-worker (Huey consumer on SQLite) and the real store, each its own process started and stopped here."""
+"""The judge loop against the session's real Label Studio, with the real service (waitress), the real
+workers (Huey consumers) and the real store, each its own process started and stopped here.
+
+The whole suite runs twice, with the same assertions: on the embedded default (SQLite store, Huey on
+SQLite, one worker) and scaled out (the store on a PostgreSQL of its own, Huey on Redis, two worker
+processes: two "machines"), each mode with projects of its own. The scaled-out run adds the faults:
+Redis and PostgreSQL restarted mid-run, a worker SIGKILLed."""
 
 from __future__ import annotations
 
@@ -25,29 +30,85 @@ from webhooks.worker import version_of
 PAYLOAD_SECRETS = ("tok-SECRET-7f3a9", "pw-SECRET-c41d2")
 
 
+MODES = ["sqlite", "postgres-redis"]
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture(scope="module", params=MODES)
+def mode(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def service(ls, ls_server, pools, tmp_path_factory):
-    home = tmp_path_factory.mktemp("service-home")
+def store_db(mode, tmp_path_factory):
+    """The scaled-out store's own PostgreSQL (a second "machine"; LS's database is the session's)."""
+    if mode == "sqlite":
+        yield None
+        return
+    from scripts.local.databases import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def service(request, mode, store_db, ls, ls_server, clips_dir, tmp_path_factory):
+    from types import SimpleNamespace
+
+    from scripts.labelstudio.projects import import_folder
+
+    home = tmp_path_factory.mktemp(f"service-{mode}")
     port = free_port()
     env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
            "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
-           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2"}
+           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2",
+           "CLESC_EXPERT_PROJECT": f"Expert {mode}", "CLESC_CROWD_PROJECT": f"Crowd {mode}",
+           "CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "5"}
+    workers = 1
+    redis = None
+    if mode == "postgres-redis":
+        redis = request.getfixturevalue("redis_server")
+        env.update(CLESC_DATABASE_URL=store_db.create_database("clesc"), CLESC_REDIS_URL=redis.url(1))
+        workers = 2
     settings = Settings.from_env(env)
-    setup(settings, ls, echo=lambda _: None)
+    ids = setup(settings, ls, echo=lambda _: None)
+    for role in ("expert", "crowd"):
+        import_folder(ls, ids[role], clips_dir)
     svc = type("Service", (), {})()
-    svc.env, svc.settings, svc.url, svc.home = env, settings, settings.service_url, home
+    svc.mode, svc.env, svc.settings, svc.url, svc.home = mode, env, settings, settings.service_url, home
+    svc.pools = {role: SimpleNamespace(id=pid) for role, pid in ids.items()}
+    svc.store_db, svc.redis = store_db, redis
     svc.store = Store(settings.database_url)
     svc.serve = Proc(["serve"], env, home / "serve.log").start()
-    svc.worker = Proc(["worker"], env, home / "worker.log").start()
+    svc.workers = [Proc(["worker"], env, home / f"worker-{n}.log").start() for n in range(workers)]
+    svc.worker = svc.workers[0]
     wait_for(lambda: healthy(svc.url), 60, what="the webhook service")
     try:
         yield svc
     finally:
-        svc.worker.stop()
+        for w in svc.workers:
+            w.stop()
         svc.serve.stop()
-        for project in pools.values():
-            for hook in ls.webhooks.list(project=project.id):
-                ls.webhooks.delete(hook.id)
+        for pid in ids.values():
+            for hook in ls.webhooks.list(project=pid):
+                if hook.url.startswith(svc.url):
+                    ls.webhooks.delete(hook.id)
+        for role in ("expert", "crowd"):
+            ls.projects.delete(ids[role])
+
+
+@pytest.fixture(scope="module")
+def pools(service):
+    """This mode's Expert, Crowd and Review projects (the Review project is shared by both modes)."""
+    return service.pools
+
+
+def worker_logs(service) -> str:
+    return "".join((service.home / f"worker-{n}.log").read_text() for n in range(len(service.workers)))
 
 
 def _user(ls, n: int) -> int:
@@ -204,15 +265,17 @@ def test_outage_then_reconcile_judges_everything(ls, pools, service):
 def test_worker_killed_mid_job_judges_the_task_once(ls, pools, service):
     expert, review = pools["expert"].id, pools["review"].id
     task = task_for_clip(ls, expert, "rushed-fast-high-loud.wav")
-    service.worker.stop(signal.SIGKILL)
+    for w in service.workers:
+        w.stop(signal.SIGKILL)
     ids = annotate_three(ls, task.id)  # events stored and queued while no worker runs
-    log = service.home / "worker.log"
+    log = service.home / "worker-0.log"
     offset = log.stat().st_size
     service.worker.start()
     wait_for(lambda: f"judging project {expert} task {task.id}" in log.read_text()[offset:], 60, 0.05,
              what="the worker to start the job")
     service.worker.stop(signal.SIGKILL)  # mid-job: between reading LS and writing back, or during it
-    service.worker.start()
+    for w in service.workers:
+        w.start()
     wait_for(lambda: not service.store.pending_event_ids(expert, task.id) and service.store.verdict(expert, task.id),
              90, what="the job to finish after the restart")
     wait_for(lambda: (clesc_meta(ls, task.id) or {}).get("status") == "needs_review", what="meta")
@@ -224,7 +287,7 @@ def test_no_secret_reaches_store_logs_or_exports(ls, service, tmp_path):
     secrets = [*PAYLOAD_SECRETS, service.settings.webhook_secret, service.settings.ls_token]
     assert service.store.events(), "the other tests stored events"
     dump = service.store.dump_text()
-    logs = "".join((service.home / f).read_text() for f in ("serve.log", "worker.log"))
+    logs = (service.home / "serve.log").read_text() + worker_logs(service)
     export = tmp_path / "export.json"
     tasks = [t.dict() for p in ls.projects.list() for t in ls.tasks.list(project=p.id, fields="all")]
     export.write_text(json.dumps(tasks, default=str))
@@ -344,9 +407,11 @@ def test_a_spammer_is_caught_across_tasks_and_ops_decisions_move_their_reliabili
              < before.evidence.random - 0.01, what="the overturn counted")
 
     # restart: the skills are in the store, the next judgement uses them at once
-    service.worker.stop()
+    for w in service.workers:
+        w.stop()
     kept = service.store.skills(reliability_project, [spammer, *honest])
-    service.worker = Proc(["worker"], service.env, service.home / "worker.log").start()
+    for w in service.workers:
+        w.start()
     assert service.store.skills(reliability_project, [spammer, *honest]) == kept
     extra = ls.projects.import_tasks(reliability_project, request=[{"data": {"audio": "/data/local-files/?d=clips/"
                                                                              "plain-normal-medium.wav"}}],
@@ -359,3 +424,147 @@ def test_a_spammer_is_caught_across_tasks_and_ops_decisions_move_their_reliabili
     spam_annotation = next(a.id for a in ls.annotations.list(id=extra) if a.completed_by == spammer)
     assert meta["rejected"] == [spam_annotation]
     assert [r["code"] for r in meta["reasons"][str(spam_annotation)]] == ["unreliable_annotator"]
+
+
+# --- poison events (issue 14, item 7) -----------------------------------------------------------------
+
+def test_an_event_for_a_missing_task_fails_after_its_attempts_and_can_be_retried(ls, pools, service):
+    crowd = pools["crowd"].id
+    missing_task = 987_654_321
+    body = {"action": "ANNOTATION_CREATED", "project": {"id": crowd},
+            "annotation": {"id": 876_543_210, "task": missing_task, "project": crowd, "result": [],
+                           "updated_at": f"2026-01-01T00:00:0{MAX_ATTEMPTS}Z"}}
+    r = _post(service, body)
+    assert r.status_code == 202, r.text
+    event_id = r.json()["event"]
+
+    def failed():
+        return next((e for e in service.store.failed_events() if e["id"] == event_id), None)
+
+    event = wait_for(failed, 120, what="the poison event to fail after its attempts")
+    assert event["attempts"] == MAX_ATTEMPTS and event["status"] == "failed"
+    assert "NotFound" in event["error"] or "404" in event["error"]
+    health = requests.get(service.url + "/health", timeout=5).json()
+    assert health["events"]["failed"] >= 1
+    assert event_id in [e["id"] for e in health["events"]["failed_recent"]]
+    listing = subprocess.run([CLESC, "events", "--failed"], env=service.env, capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and f"event {event_id}: project {crowd} task {missing_task}" in listing.stdout
+    # nothing more is tried: the count stays where it stopped
+    time.sleep(2)
+    assert failed()["attempts"] == MAX_ATTEMPTS
+    retried = subprocess.run([CLESC, "events", "--retry", str(event_id)], env=service.env, capture_output=True,
+                             text=True, timeout=60)
+    assert retried.returncode == 0 and "1 task(s) queued again" in retried.stdout, retried.stderr
+    wait_for(lambda: (e := failed()) and e["attempts"] == MAX_ATTEMPTS, 120,
+             what="the retried event to fail again after its attempts")
+    assert not service.store.pending_event_ids(crowd, missing_task)
+
+
+# --- slow clients (issue 14, item 9) ------------------------------------------------------------------
+
+def test_slow_clients_do_not_hold_the_service(ls, pools, service):
+    """16 connections that trickle their headers (a byte every 0.5 s for ~40 s): 20 legitimate webhooks
+    are still answered, each within a 10 s client timeout (LS itself waits 1 s). On gunicorn's gthread
+    worker (2 x 4 threads, no read timeout) every thread blocks reading a slow client's headers."""
+    import socket
+    import threading
+
+    stop = threading.Event()
+    host, port = service.url.removeprefix("http://").split(":")
+    request = (f"POST /webhook HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+               f"{SECRET_HEADER}: {service.settings.webhook_secret}\r\nContent-Length: 10\r\n").encode()
+
+    def slow_client():
+        with socket.create_connection((host, int(port)), timeout=60) as s:
+            for i in range(80):
+                if stop.is_set():
+                    return
+                try:
+                    s.sendall(request[i % len(request):i % len(request) + 1])
+                except OSError:
+                    return  # dropped by the server's read timeout: fine
+                time.sleep(0.5)
+
+    threads = [threading.Thread(target=slow_client, daemon=True) for _ in range(16)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)  # every slow client connected and sending
+        crowd = pools["crowd"].id
+        task = task_for_clip(ls, crowd, "plain-normal-medium.wav")
+        codes = []
+        for n in range(20):
+            body = {"action": "ANNOTATION_UPDATED", "project": {"id": crowd},
+                    "annotation": {"id": 555_000 + n, "task": task.id, "project": crowd, "result": [],
+                                   "updated_at": f"2026-02-0{1 + n % 9}T00:00:{n:02d}Z"}}
+            r = requests.post(service.url + "/webhook", data=json.dumps(body), timeout=10,
+                              headers={"Content-Type": "application/json", SECRET_HEADER: service.settings.webhook_secret})
+            codes.append(r.status_code)
+        assert all(t.is_alive() for t in threads[:8]), "the slow clients were still sending"
+        assert codes == [202] * 20
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+
+
+# --- faults in the scaled-out mode ---------------------------------------------------------------------
+
+scaled_only = pytest.mark.parametrize("mode", ["postgres-redis"], indirect=True)
+"""A fault of the scaled-out mode's own servers: the test runs in that mode only."""
+
+
+def _one_verdict_each(ls, service, project: int, tasks, review: int, rejected: dict[int, list[int]]):
+    for t in tasks:
+        assert not service.store.pending_event_ids(project, t.id)
+        assert len(our_predictions(ls, t.id)) == 1
+        for aid in rejected.get(t.id, []):
+            assert len(review_tasks_for(ls, review, aid)) == 1
+
+
+@scaled_only
+def test_redis_restarted_mid_run_loses_no_job_and_no_event(ls, pools, service):
+    crowd, review = pools["crowd"].id, pools["review"].id
+    first, second = (task_for_clip(ls, crowd, c) for c in ("rushed-fast-high-loud.wav", "female-slow-high-quiet.wav"))
+    for w in service.workers:
+        w.stop()
+    first_ids = annotate_three(ls, first.id)  # jobs in Redis, no worker to take them
+    service.redis.stop()  # restarted with jobs queued: the append-only file keeps them
+    second_ids = annotate_three(ls, second.id)  # while Redis is down: accepted and stored, not enqueued
+    service.redis.start()
+    for w in service.workers:
+        w.start()
+    for t in (first, second):
+        wait_for(lambda t=t: (clesc_meta(ls, t.id) or {}).get("status") == "needs_review"
+                 and not service.store.pending_event_ids(crowd, t.id), 180, what=f"task {t.id} judged")
+    _one_verdict_each(ls, service, crowd, (first, second), review, {first.id: [first_ids[2]], second.id: [second_ids[2]]})
+    assert all(e["status"] == "done" for e in service.store.events() if e["task_id"] in (first.id, second.id))
+    # restarted again under running workers: they reconnect and go on
+    service.redis.stop()
+    service.redis.start()
+    third = task_for_clip(ls, crowd, "variable-pace.wav")
+    third_ids = annotate_three(ls, third.id)
+    wait_for(lambda: (clesc_meta(ls, third.id) or {}).get("status") == "needs_review"
+             and not service.store.pending_event_ids(crowd, third.id), 180, what="judged after the second restart")
+    _one_verdict_each(ls, service, crowd, [third], review, {third.id: [third_ids[2]]})
+
+
+@scaled_only
+def test_postgres_restarted_mid_run_is_503_then_reconciled(ls, pools, service):
+    expert, review = pools["expert"].id, pools["review"].id
+    task = task_for_clip(ls, expert, "variable-volume.wav")
+    service.store_db.stop()
+    try:
+        ids = annotate_three(ls, task.id)  # LS's webhooks meet a service without its store
+        body = _webhook_body(ls, ids[0], expert)
+        r = _post(service, body)
+        assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
+        health = requests.get(service.url + "/health", timeout=10)
+        assert health.status_code == 503 and health.json()["store"].startswith("error")
+    finally:
+        service.store_db.start()
+    wait_for(lambda: healthy(service.url), 60, what="the service with its store back")
+    r = subprocess.run([CLESC, "reconcile"], env=service.env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: (clesc_meta(ls, task.id) or {}).get("status") == "needs_review", 60, what="reconciled")
+    _one_verdict_each(ls, service, expert, [task], review, {task.id: [ids[2]]})
