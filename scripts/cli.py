@@ -103,6 +103,20 @@ def _dataset(expert_export, crowd_export, clesc, *, embeddings: bool = True, thr
         raise _fail(str(e)) from None
 
 
+def _progress():
+    """A progress display for long commands: bar, count, rate and time left (rich)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:,.0f}/s" if task.speed else "-/s", style="cyan")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=True)
+
+
 def _show_errors(errors, limit: int = 20) -> None:
     for e in errors[:limit]:
         typer.echo(f"  {e}", err=True)
@@ -351,13 +365,13 @@ def import_(
     settings = _settings()
     client = _client(settings)
     projects = _pool_projects(client, settings)
-    with Progress(transient=True) as progress:
+    with _progress() as progress:
         bars: dict[str, int] = {}
 
-        def step(pool_name: str, done: int, total: int) -> None:
-            if pool_name not in bars:
-                bars[pool_name] = progress.add_task(f"importing into {pool_name}", total=total)
-            progress.update(bars[pool_name], completed=done)
+        def step(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total)
+            progress.update(bars[stage], completed=done)
 
         try:
             report = import_source(client, projects, source, pools=POOLS if pool == "both" else (pool,),
@@ -382,8 +396,6 @@ def sync(
 
     Incremental (tasks changed since the last finished sync) and safe to interrupt and re-run.
     """
-    from rich.progress import Progress
-
     from scripts.pools.sync import sync as run_sync
     from webhooks.store import Store
 
@@ -392,13 +404,13 @@ def sync(
     projects = _pool_projects(client, settings)
     store = Store(settings.database_url)
     while True:
-        with Progress(transient=True) as progress:
+        with _progress() as progress:
             bars: dict[str, int] = {}
 
-            def step(stage: str, n: int) -> None:
+            def step(stage: str, n: int, total: int | None = None) -> None:
                 if stage not in bars:
-                    bars[stage] = progress.add_task(stage, total=None)
-                progress.advance(bars[stage], n)
+                    bars[stage] = progress.add_task(stage, total=total)
+                progress.update(bars[stage], advance=n, total=total)
 
             report = run_sync(client, projects, store, full=full, progress=step,
                               reference_prediction=settings.sync_reference_prediction if reference is None else reference)

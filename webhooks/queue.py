@@ -50,7 +50,7 @@ class JobQueue:
         locks = [huey.lock_task(f"judge-{i}") for i in range(LOCK_STRIPES)]
 
         @huey.task(name="clesc.judge")
-        def judge_job(project_id: int, task_id: int) -> None:
+        def judge_job(project_id: int, task_id: int, attempt: int = 0) -> None:
             try:
                 with locks[(project_id * 1_000_003 + task_id) % LOCK_STRIPES]:
                     self.loop().store.release_queue(project_id, task_id)
@@ -58,15 +58,15 @@ class JobQueue:
             except TaskLockedException:
                 raise RetryTask(delay=1) from None
             except Exception as e:  # noqa: BLE001 - counted on the events, retried with backoff, then failed
-                self._failed(project_id, task_id, e, judge_job)
+                self._failed(project_id, task_id, e, judge_job, (project_id, task_id), attempt)
 
         @huey.task(name="clesc.decision")
-        def decision_job(review_task_id: int) -> None:
+        def decision_job(review_task_id: int, attempt: int = 0) -> None:
             try:
                 self.loop().apply_decision(review_task_id)
             except Exception as e:  # noqa: BLE001
                 review_project = next((p for p, r in self.loop().store.project_roles().items() if r == REVIEW), -1)
-                self._failed(review_project, review_task_id, e, decision_job, args=(review_task_id,))
+                self._failed(review_project, review_task_id, e, decision_job, (review_task_id,), attempt)
 
         @huey.periodic_task(crontab(minute=f"*/{reconcile_minutes}"), name="clesc.reconcile")
         def reconcile_job() -> None:
@@ -83,19 +83,26 @@ class JobQueue:
         return cls(make_huey(settings), loop_factory, settings.reconcile_minutes,
                    settings.event_max_attempts, settings.event_retry_s, settings.sweep_after_s)
 
-    def _failed(self, project_id: int, task_id: int, error: Exception, job, args: tuple | None = None) -> None:
+    def _failed(self, project_id: int, task_id: int, error: Exception, job, args: tuple, attempt: int) -> None:
+        """Count the failure on the task's pending events and retry after the backoff, or fail them. A job
+        without pending events (a task judged again because skills moved) counts its attempts itself."""
         message = f"{type(error).__name__}: {error}"
         ids, attempts, delay = self.loop().store.fail_attempt(project_id, task_id, message,
                                                               max_attempts=self.max_attempts, backoff_s=self.retry_s)
         if not ids:
-            log.warning("job for project %d task %d failed with no pending event: %s", project_id, task_id, message)
+            attempts = attempt + 1
+            delay = min(3600.0, self.retry_s * 2 ** attempt) if attempts < self.max_attempts else None
+            log.warning("job for project %d task %d failed (attempt %d, no pending event): %s%s", project_id, task_id,
+                        attempts, message, "" if delay is None else f"; next in {delay:.0f} s")
+            if delay is not None:
+                job.schedule(args=(*args, attempts), delay=delay)
         elif delay is None:
             log.error("project %d task %d: %d event(s) failed after %d attempts: %s (`clesc events --retry`)",
                       project_id, task_id, len(ids), attempts, message)
         else:
             log.warning("project %d task %d: attempt %d of %d failed (%s); next in %.0f s", project_id, task_id,
                         attempts, self.max_attempts, message, delay)
-            job.schedule(args=args or (project_id, task_id), delay=delay)
+            job.schedule(args=(*args, attempts), delay=delay)
 
     def loop(self):
         if self._loop is None:

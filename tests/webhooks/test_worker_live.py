@@ -67,7 +67,7 @@ def service(request, mode, store_db, ls, ls_server, clips_dir, tmp_path_factory)
            "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
            "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2",
            "CLESC_EXPERT_PROJECT": f"Expert {mode}", "CLESC_CROWD_PROJECT": f"Crowd {mode}",
-           "CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "5"}
+           "CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "30"}
     workers = 1
     redis = None
     if mode == "postgres-redis":
