@@ -36,6 +36,14 @@ def make_huey(settings: Settings) -> Huey:
     return SqliteHuey("clesc", filename=str(settings.home / "queue.db"))
 
 
+def describe(error: Exception) -> str:
+    """One line for an error: an LS API error by its status and body (not its response headers)."""
+    status = getattr(error, "status_code", None)
+    if status is not None:
+        return f"{type(error).__name__}: status {status}: {str(getattr(error, 'body', ''))[:500]}"
+    return f"{type(error).__name__}: {error}"
+
+
 class JobQueue:
     """Huey tasks bound to a loop factory (called only in the worker, where the jobs run)."""
 
@@ -86,7 +94,7 @@ class JobQueue:
     def _failed(self, project_id: int, task_id: int, error: Exception, job, args: tuple, attempt: int) -> None:
         """Count the failure on the task's pending events and retry after the backoff, or fail them. A job
         without pending events (a task judged again because skills moved) counts its attempts itself."""
-        message = f"{type(error).__name__}: {error}"
+        message = describe(error)
         ids, attempts, delay = self.loop().store.fail_attempt(project_id, task_id, message,
                                                               max_attempts=self.max_attempts, backoff_s=self.retry_s)
         if not ids:
@@ -145,11 +153,13 @@ class JobQueue:
         """Enqueue again every task whose events are still pending (a worker died mid-job, an enqueue failed)."""
         pending = self.loop().store.pending_tasks(older_than_s)
         roles = self.loop().store.project_roles()
+        store = self.loop().store
         for project_id, task_id in pending:
             if roles.get(project_id) == REVIEW:
                 self.apply_decision(task_id)
-            else:
-                self.judge(project_id, task_id)
+            elif store.claim_queue(project_id, task_id, stale_after_s=self.sweep_after_s):
+                self.enqueue_claimed(store, project_id, task_id)
+            # else a judgement of the task waits in the queue already: it covers these events
         if pending:
             log.info("sweep: enqueued %d task(s) with pending events", len(pending))
         return len(pending)

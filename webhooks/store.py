@@ -225,9 +225,14 @@ class Store:
                                          where=task_queue.c.queued.is_(False)).returning(task_queue.c.task_id)
         return c.execute(stmt).first() is not None  # a row only when inserted or flipped to queued
 
-    def claim_queue(self, project_id: int, task_id: int) -> bool:
-        """Whether a judgement of the task must be enqueued now (False: one is waiting already)."""
+    def claim_queue(self, project_id: int, task_id: int, stale_after_s: float | None = None) -> bool:
+        """Whether a judgement of the task must be enqueued now (False: one is waiting already). With
+        `stale_after_s`, a claim older than that counts as lost (its job never ran) and is taken again."""
         with self.engine.begin() as c:
+            if stale_after_s is not None:
+                cutoff = datetime.fromtimestamp(now().timestamp() - stale_after_s, UTC)
+                c.execute(update(task_queue).where(task_queue.c.project_id == project_id, task_queue.c.task_id == task_id,
+                                                   task_queue.c.queued_at < cutoff).values(queued=False))
             return self._claim(c, project_id, task_id)
 
     def release_queue(self, project_id: int, task_id: int) -> None:
