@@ -54,7 +54,7 @@ def payload(project: int, task: int, annotation: int, user: int, n: int, run: in
             "project": {"id": project, "title": "Crowd", "label_config": config, "parsed_label_config": config,
                         "token": "bench-token", "task_data_password": "bench-password"},
             "task": {"id": task, "data": {"audio": f"/data/local-files/?d=clips/{task}.wav",
-                                          "transcript": "x" * 4000, "source_dataset": "bench"}}}
+                                          "transcript": "x" * 16000, "source_dataset": "bench"}}}
     return json.dumps(body).encode()
 
 
