@@ -2,8 +2,10 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the browser test needs (the annotator's UI in headless Chromium).
-DEB_TEST := chromium
+# Debian packages the tests need: the browser test (the annotator's UI in headless Chromium), the
+# scaled-out judge loop and Label Studio's database (PostgreSQL, Redis: real servers the session starts
+# on loopback), and a real compose implementation that validates docker/compose.yaml.
+DEB_TEST := chromium postgresql redis-server docker-compose
 
 .PHONY: install ls-env vllm-env test-deps test test-unit demo demo-stop clean
 
@@ -16,7 +18,7 @@ LS_ML := label-studio-ml==1.0.9
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,ml,report]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,ml,report,postgres,redis]'
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(LS_ML)
 	touch $@
 
@@ -39,7 +41,7 @@ test: install ls-env vllm-env test-deps
 
 # The fast loop: every unit test and doctest, no server (no Label Studio, vLLM or browser).
 test-unit: install
-	$(VENV)/bin/python -m pytest -m "not ls and not vllm and not browser"
+	$(VENV)/bin/python -m pytest -m "not ls and not vllm and not browser and not postgres and not redis"
 
 demo: install ls-env
 	$(VENV)/bin/clesc demo

@@ -103,6 +103,20 @@ def _dataset(expert_export, crowd_export, clesc, *, embeddings: bool = True, thr
         raise _fail(str(e)) from None
 
 
+def _progress():
+    """A progress display for long commands: bar, count, rate and time left (rich)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:,.0f}/s" if task.speed else "-/s", style="cyan")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=True)
+
+
 def _show_errors(errors, limit: int = 20) -> None:
     for e in errors[:limit]:
         typer.echo(f"  {e}", err=True)
@@ -254,9 +268,9 @@ def setup(
 
 @app.command()
 def serve(
-    workers: Annotated[Optional[int], typer.Option(help="gunicorn worker processes (default CLESC_WORKERS).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="4 server threads per worker (default CLESC_WORKERS).")] = None,
 ) -> None:
-    """Run the webhook service under gunicorn on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT."""
+    """Run the webhook service (waitress: whole requests read before the app runs) on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT."""
     from webhooks.runners import serve as run
 
     run(_settings(), workers)
@@ -284,6 +298,40 @@ def reconcile(
     except ValueError as e:
         raise _fail(str(e)) from None
     typer.echo(f"{counts['tasks']} tasks checked, {counts['changed']} {'enqueued' if enqueue else 'processed'}")
+
+
+@app.command()
+def events(
+    failed: Annotated[bool, typer.Option("--failed", help="List the events that failed after every attempt.")] = False,
+    retry: Annotated[Optional[list[int]], typer.Option("--retry", help="Retry this failed event (repeatable).")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="Retry every failed event.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many listed.")] = 100,
+) -> None:
+    """The webhook events in the store: counts by status, the failed ones with their last error, retry on demand."""
+    from webhooks.queue import JobQueue
+    from webhooks.store import Store
+
+    settings = _settings()
+    store = Store(settings.database_url)
+    if retry or all_failed:
+        tasks = store.retry_failed(None if all_failed else retry)
+        queue = JobQueue.from_settings(settings)
+        roles = store.project_roles()
+        for project_id, task_id in tasks:
+            if roles.get(project_id) == "review":
+                queue.apply_decision(task_id)
+            else:
+                queue.judge(project_id, task_id)
+        typer.echo(f"{len(tasks)} task(s) queued again")
+        if not tasks:
+            raise typer.Exit(1)
+        return
+    counts = store.event_counts()
+    typer.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no events")
+    if failed:
+        for e in store.failed_events(limit=limit):
+            typer.echo(f"event {e['id']}: project {e['project_id']} task {e['task_id']} {e['action']}, "
+                       f"{e['attempts']} attempts, received {e['received_at']:%Y-%m-%d %H:%M:%S}: {e['error']}")
 
 
 @app.command("ml-backend")
@@ -317,8 +365,6 @@ def import_(
     words are matched to the pool (exact, normalised, spelling variant, then nearest by embedding), and
     what matches nothing is kept in `other`. Bad rows or cells are listed; the rest is imported.
     """
-    from rich.progress import Progress
-
     from scripts.pools.importer import import_source
 
     if pool not in ("both", *POOLS):
@@ -326,13 +372,13 @@ def import_(
     settings = _settings()
     client = _client(settings)
     projects = _pool_projects(client, settings)
-    with Progress(transient=True) as progress:
+    with _progress() as progress:
         bars: dict[str, int] = {}
 
-        def step(pool_name: str, done: int, total: int) -> None:
-            if pool_name not in bars:
-                bars[pool_name] = progress.add_task(f"importing into {pool_name}", total=total)
-            progress.update(bars[pool_name], completed=done)
+        def step(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total)
+            progress.update(bars[stage], completed=done)
 
         try:
             report = import_source(client, projects, source, pools=POOLS if pool == "both" else (pool,),
@@ -357,8 +403,6 @@ def sync(
 
     Incremental (tasks changed since the last finished sync) and safe to interrupt and re-run.
     """
-    from rich.progress import Progress
-
     from scripts.pools.sync import sync as run_sync
     from webhooks.store import Store
 
@@ -367,13 +411,13 @@ def sync(
     projects = _pool_projects(client, settings)
     store = Store(settings.database_url)
     while True:
-        with Progress(transient=True) as progress:
+        with _progress() as progress:
             bars: dict[str, int] = {}
 
-            def step(stage: str, n: int) -> None:
+            def step(stage: str, n: int, total: int | None = None) -> None:
                 if stage not in bars:
-                    bars[stage] = progress.add_task(stage, total=None)
-                progress.advance(bars[stage], n)
+                    bars[stage] = progress.add_task(stage, total=total)
+                progress.update(bars[stage], advance=n, total=total)
 
             report = run_sync(client, projects, store, full=full, progress=step,
                               reference_prediction=settings.sync_reference_prediction if reference is None else reference)

@@ -3,8 +3,11 @@
 Each runs from its own environment (.venv-ls, .venv-vllm, created on first use), on a free loopback
 port with a temporary data dir, and is stopped by PID at the end even when tests fail.
 
+Label Studio runs on a real PostgreSQL the session starts (as in docker/compose.yaml), which also holds
+the stores of the scaled-out judge loop, with a real Redis for its queue.
+
 Tests are marked by what they need, from the fixtures they use: `ls` (Label Studio), `vllm`,
-`browser`. `make test-unit` deselects all three and runs without any server.
+`postgres`, `redis`, `browser`. `make test-unit` deselects them all and runs without any server.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from label_config import labeling_config
 from label_config.schema import POOLS
 from scripts.labelstudio.projects import ensure_pools, ensure_project, ensure_webhook, import_folder
 from scripts.labelstudio.wiring import setup
+from scripts.local.databases import PG_USER, PostgresServer, RedisServer
 from scripts.local.labelstudio import Credentials, LabelStudioServer, ensure_venv
 from scripts.local.process import free_port
 from tests.helpers import SAMPLES, Proc, healthy, wait_for
@@ -30,7 +34,8 @@ from webhooks.settings import PROJECT_ROOT, Settings
 from webhooks.store import Store
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm", "ls_page": "browser"}
+SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm", "ls_page": "browser", "postgres_server": "postgres",
+                   "redis_server": "redis"}
 """A test using one of these fixtures (directly or through others) gets the marker."""
 
 
@@ -42,13 +47,40 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 @pytest.fixture(scope="session")
-def ls_server(tmp_path_factory) -> LabelStudioServer:
+def postgres_server():
+    """A real PostgreSQL (Debian's package) on loopback with a temporary cluster, once per session: Label
+    Studio's database and the store of the scaled-out judge loop."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real Redis (Debian's redis-server) on loopback, append-only file in a temporary dir, once per session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ls_server(tmp_path_factory, postgres_server) -> LabelStudioServer:
+    """Label Studio on PostgreSQL, as docker/compose.yaml deploys it (the demo runs it on SQLite)."""
     exe = ensure_venv(Settings.from_env().ls_venv)
     base = tmp_path_factory.mktemp("label-studio")
     media = base / "media"
     media.mkdir()
     creds = Credentials("admin@example.com", secrets.token_urlsafe(12), secrets.token_hex(20))
-    server = LabelStudioServer(exe, base / "data", free_port(), creds, document_root=media)
+    postgres_server.create_database("labelstudio")
+    server = LabelStudioServer(exe, base / "data", free_port(), creds, document_root=media,
+                               postgres={"host": "127.0.0.1", "port": str(postgres_server.port),
+                                         "name": "labelstudio", "user": PG_USER})
     server.start()
     try:
         yield server

@@ -10,6 +10,7 @@ import hmac
 import logging
 
 from flask import Blueprint, Flask, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from label_config.schema import REVIEW
@@ -35,7 +36,17 @@ def create_app(settings: Settings, store: Store | None = None, queue: JobQueue |
     }
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(SQLAlchemyError, _store_down)
     return app
+
+
+def _store_down(exc: SQLAlchemyError):
+    """The store is unreachable (PostgreSQL restarting, disk full): 503, nothing half-stored (the event's
+    transaction rolled back); LS does not retry, the reconcile catches up what it sent meanwhile."""
+    log.error("store unavailable: %s", type(exc).__name__)
+    response = jsonify(error="store unavailable", detail="the event store cannot be reached; try again")
+    response.headers["Retry-After"] = "5"
+    return response, 503
 
 
 def _ctx():
@@ -68,7 +79,7 @@ def webhook():
     if role is None:
         return jsonify(status="ignored", reason=f"project {event.project_id} is not a watched pool"), 200
     try:
-        event_id = ctx["store"].add_event(
+        event_id, enqueue = ctx["store"].accept_event(
             delivery_key=event.delivery_key, source="webhook", action=event.action,
             project_id=event.project_id, task_id=event.task_id, annotation=event.annotation,
         )
@@ -82,8 +93,8 @@ def webhook():
     try:
         if role == REVIEW:
             ctx["queue"].apply_decision(event.task_id)
-        else:
-            ctx["queue"].judge(event.project_id, event.task_id)
+        elif enqueue:  # else a judgement of this task waits in the queue already (coalesced)
+            ctx["queue"].enqueue_claimed(ctx["store"], event.project_id, event.task_id)
     except Exception:  # noqa: BLE001 - the event is durable; the worker's sweep enqueues it again
         log.exception("event %d stored but not enqueued; the sweep will pick it up", event_id)
     return jsonify(status="accepted", event=event_id), 202
@@ -102,5 +113,15 @@ def health():
         report["queue"] = {"status": "ok", "pending_jobs": ctx["queue"].pending_count()}
     except Exception as e:  # noqa: BLE001
         ok, report["queue"] = False, {"status": f"error: {type(e).__name__}"}
+    if report["store"] == "ok":  # failed events are listed, not a 503: the service itself works
+        try:
+            counts = ctx["store"].event_counts()
+            report["events"] = {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0),
+                                "done": counts.get("done", 0),
+                                "failed_recent": [{"id": e["id"], "project": e["project_id"], "task": e["task_id"],
+                                                   "attempts": e["attempts"], "error": e["error"]}
+                                                  for e in ctx["store"].failed_events(limit=10)]}
+        except SQLAlchemyError as e:
+            ok, report["store"] = False, f"error: {type(e).__name__}"
     report["status"] = "ok" if ok else "degraded"
     return jsonify(report), 200 if ok else 503

@@ -1,6 +1,15 @@
 """The job queue: Huey, on a SQLite file (embedded, no server) or on Redis (workers on many machines).
 
 The web process only enqueues; `clesc worker` runs a Huey consumer whose jobs call the JudgeLoop.
+
+- Coalesced: a task waits in the queue at most once (the store's `task_queue` claim, taken in the same
+  transaction as the event); the job releases it when it starts, before it reads the task from LS, so a
+  burst of webhooks for one task is one judgement of its latest state, and nothing sent after that read
+  is missed (it queues the next one).
+- Failures are counted in the store, not by Huey: each failed job adds an attempt to the task's pending
+  events and schedules the next try after an exponential backoff (CLESC_EVENT_RETRY_S doubling, at most
+  an hour); after CLESC_EVENT_MAX_ATTEMPTS the events are `failed` with the last error (`GET /health`,
+  `clesc events --failed`) until retried on demand (`clesc events --retry ID|--all-failed`).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from webhooks.settings import Settings
 
 log = logging.getLogger("clesc.queue")
 STALE_PENDING_S = 120.0
+"""Default of CLESC_SWEEP_AFTER_S: events pending this long are enqueued again by the minutely sweep."""
 LOCK_STRIPES = 64
 
 
@@ -27,31 +37,47 @@ def make_huey(settings: Settings) -> Huey:
     return SqliteHuey("clesc", filename=str(private_file(settings.home / "queue.db")))
 
 
+def describe(error: Exception) -> str:
+    """One line for an error: an LS API error by its status and body (not its response headers)."""
+    status = getattr(error, "status_code", None)
+    if status is not None:
+        return f"{type(error).__name__}: status {status}: {str(getattr(error, 'body', ''))[:500]}"
+    return f"{type(error).__name__}: {error}"
+
+
 class JobQueue:
     """Huey tasks bound to a loop factory (called only in the worker, where the jobs run)."""
 
-    def __init__(self, huey: Huey, loop_factory: Callable[[], object] | None = None, reconcile_minutes: int = 5):
+    def __init__(self, huey: Huey, loop_factory: Callable[[], object] | None = None, reconcile_minutes: int = 5,
+                 max_attempts: int = 8, retry_s: float = 5.0, sweep_after_s: float = STALE_PENDING_S):
         self.huey = huey
         self._loop_factory = loop_factory
         self._loop = None
+        self.max_attempts, self.retry_s, self.sweep_after_s = max_attempts, retry_s, sweep_after_s
         # One task is judged by one job at a time. Locks are striped so that their names are known at
         # start-up: the consumer flushes them there, freeing a lock held by a worker that was killed.
         locks = [huey.lock_task(f"judge-{i}") for i in range(LOCK_STRIPES)]
 
-        @huey.task(retries=8, retry_delay=5, name="clesc.judge")
-        def judge_job(project_id: int, task_id: int) -> None:
+        @huey.task(name="clesc.judge")
+        def judge_job(project_id: int, task_id: int, attempt: int = 0) -> None:
             try:
                 with self._task_lock(project_id, task_id):
+                    self.loop().store.release_queue(project_id, task_id)
                     self.loop().judge_task(project_id, task_id)
             except TaskLockedException:
                 raise RetryTask(delay=1) from None
+            except Exception as e:  # noqa: BLE001 - counted on the events, retried with backoff, then failed
+                self._failed(project_id, task_id, e, judge_job, (project_id, task_id), attempt)
 
-        @huey.task(retries=8, retry_delay=5, name="clesc.decision")
-        def decision_job(review_task_id: int) -> None:
+        @huey.task(name="clesc.decision")
+        def decision_job(review_task_id: int, attempt: int = 0) -> None:
             try:
                 self.loop().apply_decision(review_task_id)  # takes the pool task's lock (task_lock)
             except TaskLockedException:
                 raise RetryTask(delay=1) from None
+            except Exception as e:  # noqa: BLE001
+                review_project = next((p for p, r in self.loop().store.project_roles().items() if r == REVIEW), -1)
+                self._failed(review_project, review_task_id, e, decision_job, (review_task_id,), attempt)
 
         @huey.periodic_task(crontab(minute=f"*/{reconcile_minutes}"), name="clesc.reconcile")
         def reconcile_job() -> None:
@@ -59,14 +85,36 @@ class JobQueue:
 
         @huey.periodic_task(crontab(minute="*"), name="clesc.sweep")
         def sweep_job() -> None:
-            self.sweep(STALE_PENDING_S)
+            self.sweep(self.sweep_after_s)
 
         self._judge, self._decision = judge_job, decision_job
         self._locks = locks
 
     @classmethod
     def from_settings(cls, settings: Settings, loop_factory: Callable[[], object] | None = None) -> JobQueue:
-        return cls(make_huey(settings), loop_factory, settings.reconcile_minutes)
+        return cls(make_huey(settings), loop_factory, settings.reconcile_minutes,
+                   settings.event_max_attempts, settings.event_retry_s, settings.sweep_after_s)
+
+    def _failed(self, project_id: int, task_id: int, error: Exception, job, args: tuple, attempt: int) -> None:
+        """Count the failure on the task's pending events and retry after the backoff, or fail them. A job
+        without pending events (a task judged again because skills moved) counts its attempts itself."""
+        message = describe(error)
+        ids, attempts, delay = self.loop().store.fail_attempt(project_id, task_id, message,
+                                                              max_attempts=self.max_attempts, backoff_s=self.retry_s)
+        if not ids:
+            attempts = attempt + 1
+            delay = min(3600.0, self.retry_s * 2 ** attempt) if attempts < self.max_attempts else None
+            log.warning("job for project %d task %d failed (attempt %d, no pending event): %s%s", project_id, task_id,
+                        attempts, message, "" if delay is None else f"; next in {delay:.0f} s")
+            if delay is not None:
+                job.schedule(args=(*args, attempts), delay=delay)
+        elif delay is None:
+            log.error("project %d task %d: %d event(s) failed after %d attempts: %s (`clesc events --retry`)",
+                      project_id, task_id, len(ids), attempts, message)
+        else:
+            log.warning("project %d task %d: attempt %d of %d failed (%s); next in %.0f s", project_id, task_id,
+                        attempts, self.max_attempts, message, delay)
+            job.schedule(args=(*args, attempts), delay=delay)
 
     def loop(self):
         if self._loop is None:
@@ -89,6 +137,25 @@ class JobQueue:
     def apply_decision(self, review_task_id: int) -> None:
         self._decision(review_task_id)
 
+    def judge_coalesced(self, store, project_id: int, task_id: int) -> bool:
+        """Enqueue a judgement unless one waits already; True if enqueued."""
+        if not store.claim_queue(project_id, task_id):
+            return False
+        self.enqueue_claimed(store, project_id, task_id)
+        return True
+
+    def enqueue_claimed(self, store, project_id: int, task_id: int) -> None:
+        """Enqueue the judgement whose claim the caller took; on failure the claim is released (the sweep
+        enqueues the pending events later) and the error raised."""
+        try:
+            self.judge(project_id, task_id)
+        except Exception:
+            try:
+                store.release_queue(project_id, task_id)
+            except Exception:  # noqa: BLE001 - the store is down too; the sweep's enqueue ignores the claim
+                pass
+            raise
+
     def pending_count(self) -> int:
         return self.huey.pending_count()
 
@@ -96,11 +163,13 @@ class JobQueue:
         """Enqueue again every task whose events are still pending (a worker died mid-job, an enqueue failed)."""
         pending = self.loop().store.pending_tasks(older_than_s)
         roles = self.loop().store.project_roles()
+        store = self.loop().store
         for project_id, task_id in pending:
             if roles.get(project_id) == REVIEW:
                 self.apply_decision(task_id)
-            else:
-                self.judge(project_id, task_id)
+            elif store.claim_queue(project_id, task_id, stale_after_s=self.sweep_after_s):
+                self.enqueue_claimed(store, project_id, task_id)
+            # else a judgement of the task waits in the queue already: it covers these events
         if pending:
             log.info("sweep: enqueued %d task(s) with pending events", len(pending))
         return len(pending)

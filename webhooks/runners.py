@@ -33,13 +33,30 @@ def serve_app(app, host: str, port: int, workers: int, name: str) -> None:
     Server().run()
 
 
+def serve_buffered(app, host: str, port: int, threads: int, name: str, *, read_timeout_s: int = 10,
+                   max_body_bytes: int = 1_000_000) -> None:
+    """A WSGI app under waitress, in the foreground: its I/O loop reads each request whole (headers and
+    body) before a thread runs the app, so a client sending slowly holds a socket, never a thread, and
+    is dropped after `read_timeout_s` without progress. gunicorn's gthread worker, by contrast, hands a
+    connection to a thread as soon as a byte arrives and the thread blocks reading the rest, with no
+    read timeout: 16 slow clients held every thread (LS drops a webhook after 1 s)."""
+    from waitress import serve as waitress_serve
+
+    waitress_serve(app, host=host, port=port, threads=threads, ident=name, channel_timeout=read_timeout_s,
+                   cleanup_interval=max(1, min(30, read_timeout_s // 2)), connection_limit=1000, backlog=1024,
+                   # bodies past the service's own limit are refused by waitress (Flask answers 413 below that)
+                   max_request_body_size=8 * max_body_bytes, max_request_header_size=64 * 1024,
+                   clear_untrusted_proxy_headers=True, expose_tracebacks=False)
+
+
 def serve(settings: Settings, workers: int | None = None) -> None:
-    """The webhook service under gunicorn on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT."""
+    """The webhook service (waitress) on CLESC_SERVICE_HOST:CLESC_SERVICE_PORT, 4 threads per CLESC_WORKERS."""
     from webhooks.app import create_app
 
     configure_logging()
-    serve_app(create_app(settings), settings.service_host, settings.service_port, workers or settings.workers,
-              "clesc-serve")
+    serve_buffered(create_app(settings), settings.service_host, settings.service_port,
+                   4 * (workers or settings.workers), "clesc-serve", read_timeout_s=settings.read_timeout_s,
+                   max_body_bytes=settings.max_body_bytes)
 
 
 def work(settings: Settings) -> None:
@@ -51,7 +68,7 @@ def work(settings: Settings) -> None:
     configure_logging()
     store = Store(settings.database_url)
     queue = JobQueue.from_settings(settings, loop_factory=lambda: JudgeLoop(settings, store, settings.ls_client()))
-    queue.sweep(0)  # events left pending by a worker that died
+    queue.sweep(0)  # events left pending by a worker that died (not those waiting out a backoff)
     consumer = queue.huey.create_consumer(workers=settings.workers, worker_type="thread", periodic=True,
                                           flush_locks=True, check_worker_health=True)
     consumer.run()

@@ -77,6 +77,10 @@ class Settings:
     pool_projects: dict[str, str] = field(default_factory=lambda: {pool: pool.capitalize() for pool in POOLS})
     review_project: str = "Review"
     ml_url: str | None = None
+    event_max_attempts: int = 8
+    event_retry_s: float = 5.0
+    read_timeout_s: int = 10
+    sweep_after_s: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -182,6 +186,10 @@ class Settings:
                            for pool in POOLS},
             review_project=(env.get("CLESC_REVIEW_PROJECT") or "Review").strip(),
             ml_url=(env.get("CLESC_ML_URL") or "").rstrip("/") or None,
+            event_max_attempts=integer("CLESC_EVENT_MAX_ATTEMPTS", 8, 1),
+            event_retry_s=number("CLESC_EVENT_RETRY_S", 5.0) or 0.0,
+            read_timeout_s=integer("CLESC_READ_TIMEOUT_S", 10, 1),
+            sweep_after_s=integer("CLESC_SWEEP_AFTER_S", 120, 1),
         )
 
     def ls_client(self):

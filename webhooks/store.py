@@ -33,6 +33,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -63,6 +65,16 @@ events = Table(
     Column("status", String(16), nullable=False, default="pending"),  # pending | done | failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("next_attempt_at", DateTime(timezone=True)),  # after a failed attempt: not retried before
+    Index("events_by_status", "status", "project_id", "task_id"),
+)
+
+task_queue = Table(
+    "task_queue", metadata,  # coalescing: at most one judgement of a task waits in the queue
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
+    Column("task_id", Integer, primary_key=True, autoincrement=False),
+    Column("queued", Boolean, nullable=False, default=False),
+    Column("queued_at", DateTime(timezone=True)),
 )
 
 annotations_seen = Table(
@@ -177,10 +189,15 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            # A PostgreSQL that is down or restarting fails a request fast (503) instead of hanging it.
+            kwargs = {"connect_args": {"connect_timeout": 3}, "pool_size": 10, "max_overflow": 20, "pool_timeout": 5}
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def ping(self) -> None:
         with self.engine.connect() as c:
@@ -198,27 +215,122 @@ class Store:
             return {r.id: r.role for r in c.execute(select(projects))}
 
     # events
-    def add_event(self, *, delivery_key: str, source: str, action: str, project_id: int, task_id: int,
-                  annotation: dict[str, Any] | None) -> int | None:
-        """Persist one event; None when this delivery was stored before (a duplicate)."""
+    @staticmethod
+    def _event_row(*, delivery_key: str, source: str, action: str, project_id: int, task_id: int,
+                   annotation: dict[str, Any] | None) -> dict[str, Any]:
         ann = annotation or {}
         row = dict(delivery_key=delivery_key, received_at=now(), source=source, action=action,
                    project_id=project_id, task_id=task_id, annotation_id=ann.get("id"),
                    annotation_updated_at=ann.get("updated_at"), annotation=annotation, status="pending", attempts=0)
         check_fits(events, row)
+        return row
+
+    def add_event(self, **event: Any) -> int | None:
+        """Persist one event (keywords: delivery_key, source, action, project_id, task_id, annotation); None
+        when this delivery was stored before (a duplicate). ColumnOverflow before anything is written."""
+        row = self._event_row(**event)
         try:
             with self.engine.begin() as c:
                 return c.execute(insert(events).values(**row)).inserted_primary_key[0]
         except IntegrityError:
             return None
 
+    def accept_event(self, **event: Any) -> tuple[int | None, bool]:
+        """Persist one event and claim the task's place in the queue, in one transaction: (event id or None
+        for a duplicate, whether the caller must enqueue a job). A task already waiting in the queue is not
+        queued again: that job reads the task's state when it runs, so it covers this event too."""
+        row = self._event_row(**event)
+        try:
+            with self.engine.begin() as c:
+                event_id = c.execute(insert(events).values(**row)).inserted_primary_key[0]
+                return event_id, self._claim(c, row["project_id"], row["task_id"])
+        except IntegrityError:
+            return None, False
+
+    def _claim(self, c, project_id: int, task_id: int) -> bool:
+        ins = (pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(task_queue).values(
+            project_id=project_id, task_id=task_id, queued=True, queued_at=now())
+        stmt = ins.on_conflict_do_update(index_elements=[task_queue.c.project_id, task_queue.c.task_id],
+                                         set_={"queued": True, "queued_at": now()},
+                                         where=task_queue.c.queued.is_(False)).returning(task_queue.c.task_id)
+        return c.execute(stmt).first() is not None  # a row only when inserted or flipped to queued
+
+    def claim_queue(self, project_id: int, task_id: int, stale_after_s: float | None = None) -> bool:
+        """Whether a judgement of the task must be enqueued now (False: one is waiting already). With
+        `stale_after_s`, a claim older than that counts as lost (its job never ran) and is taken again."""
+        with self.engine.begin() as c:
+            if stale_after_s is not None:
+                cutoff = datetime.fromtimestamp(now().timestamp() - stale_after_s, UTC)
+                c.execute(update(task_queue).where(task_queue.c.project_id == project_id, task_queue.c.task_id == task_id,
+                                                   task_queue.c.queued_at < cutoff).values(queued=False))
+            return self._claim(c, project_id, task_id)
+
+    def release_queue(self, project_id: int, task_id: int) -> None:
+        """A job for the task starts (or could not be enqueued): events from now on queue a new one."""
+        with self.engine.begin() as c:
+            c.execute(update(task_queue).where(task_queue.c.project_id == project_id, task_queue.c.task_id == task_id)
+                      .values(queued=False))
+
     def pending_tasks(self, older_than_s: float = 0.0) -> list[tuple[int, int]]:
-        """(project_id, task_id) with pending events received more than `older_than_s` ago."""
+        """(project_id, task_id) with pending events received more than `older_than_s` ago and due (not
+        waiting out the backoff after a failed attempt)."""
         cutoff = now().timestamp() - older_than_s
+        current = now().timestamp()
         with self.engine.connect() as c:
-            rows = c.execute(select(events.c.project_id, events.c.task_id, events.c.received_at)
-                             .where(events.c.status == "pending")).all()
-        return sorted({(p, t) for p, t, at in rows if _ts(at) <= cutoff})
+            rows = c.execute(select(events.c.project_id, events.c.task_id, events.c.received_at,
+                                    events.c.next_attempt_at).where(events.c.status == "pending")).all()
+        return sorted({(p, t) for p, t, at, due in rows
+                       if _ts(at) <= cutoff and (due is None or _ts(due) <= current)})
+
+    def fail_attempt(self, project_id: int, task_id: int, error: str, *, max_attempts: int,
+                     backoff_s: float) -> tuple[list[int], int, float | None]:
+        """A job for the task failed: its pending events count one more attempt and wait out an exponential
+        backoff (`backoff_s` * 2^(attempts-1), at most an hour); after `max_attempts` they are `failed`
+        with the error. Returns (event ids, attempts, seconds until the retry or None when failed)."""
+        error = error[:2000]
+        with self.engine.begin() as c:
+            rows = c.execute(select(events.c.id, events.c.attempts).where(
+                events.c.project_id == project_id, events.c.task_id == task_id,
+                events.c.status == "pending")).all()
+            if not rows:
+                return [], 0, None
+            attempts = max(r.attempts for r in rows) + 1
+            ids = [r.id for r in rows]
+            if attempts >= max_attempts:
+                c.execute(update(events).where(events.c.id.in_(ids)).values(
+                    status="failed", attempts=attempts, error=error, next_attempt_at=None))
+                return ids, attempts, None
+            delay = min(3600.0, backoff_s * 2 ** (attempts - 1))
+            c.execute(update(events).where(events.c.id.in_(ids)).values(
+                attempts=attempts, error=error,
+                next_attempt_at=datetime.fromtimestamp(now().timestamp() + delay, UTC)))
+            return ids, attempts, delay
+
+    def failed_events(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The failed events, newest first (their annotation copy left out)."""
+        cols = [c for c in events.c if c.name != "annotation"]
+        query = select(*cols).where(events.c.status == "failed").order_by(events.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    def event_counts(self) -> dict[str, int]:
+        """Events by status."""
+        from sqlalchemy import func
+
+        with self.engine.connect() as c:
+            return {s: n for s, n in c.execute(select(events.c.status, func.count()).group_by(events.c.status))}
+
+    def retry_failed(self, ids: Iterable[int] | None = None) -> list[tuple[int, int]]:
+        """Failed events (`ids`, or all of them) back to pending with no attempt counted; the tasks to enqueue."""
+        where = [events.c.status == "failed"]
+        if ids is not None:
+            where.append(events.c.id.in_(list(ids)))
+        with self.engine.begin() as c:
+            rows = c.execute(select(events.c.project_id, events.c.task_id).where(*where)).all()
+            c.execute(update(events).where(*where).values(status="pending", attempts=0, next_attempt_at=None))
+        return sorted({(p, t) for p, t in rows})
 
     def pending_event_ids(self, project_id: int, task_id: int) -> list[int]:
         with self.engine.connect() as c:
@@ -231,12 +343,6 @@ class Store:
         with self.engine.begin() as c:
             c.execute(update(events).where(events.c.id.in_(ids)).values(
                 status=status, error=error, attempts=events.c.attempts + 1))
-
-    def note_attempt(self, ids: list[int], error: str) -> None:
-        if ids:
-            with self.engine.begin() as c:
-                c.execute(update(events).where(events.c.id.in_(ids)).values(
-                    attempts=events.c.attempts + 1, error=error[:2000]))
 
     def events(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
@@ -487,6 +593,17 @@ def _ts(value: datetime) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to a table after its first release, added to stores created before them."""
+    from sqlalchemy import inspect
+
+    present = {c["name"] for c in inspect(engine).get_columns("events")}
+    if "next_attempt_at" not in present:
+        kind = "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql" else "DATETIME"
+        with engine.begin() as c:
+            c.execute(text(f"ALTER TABLE events ADD COLUMN next_attempt_at {kind}"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

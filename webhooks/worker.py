@@ -125,14 +125,16 @@ class JudgeLoop:
         live = [a for a in annotations if not a.get("was_cancelled")]
         versions = {a["id"]: version_of(a) for a in live}
         self.store.record_seen(project_id, task_id, versions)
-        verdict = with_overturns(self.judge.judge(task_id, live, skills=self._skills(project_id, live)),
+        used = self._skills(project_id, live)
+        verdict = with_overturns(self.judge.judge(task_id, live, skills=used),
                                  self.store.overturned(project_id, task_id))
         previous = self.store.verdict(project_id, task_id)
         same = previous is not None and previous["verdict"] == verdict.to_json() and \
             previous["versions"] == {str(k): v for k, v in versions.items()}
         prediction_id = previous["prediction_id"] if previous else None
         if not same:
-            if previous is not None or verdict.status != "incomplete":  # a first incomplete one has nothing to show
+            if verdict.status != "incomplete" or (previous is not None and previous["status"] != "incomplete"):
+                # an incomplete verdict after incomplete ones (or none) has nothing to show
                 prediction_id = self._write_back(project_id, task_id, verdict, versions, prediction_id, live)
             self.store.save_verdict(project_id, task_id, verdict.to_json(), versions, prediction_id)
         moved = self.store.record_evidence(
@@ -142,6 +144,8 @@ class JudgeLoop:
         self.store.finish_events(event_ids)
         log.info("task %d: %s (rejected %s)%s", task_id, verdict.status, list(verdict.rejected_ids),
                  " unchanged" if same else "")
+        if any(used[a].flagged != now.flagged for a, now in self._skills(project_id, live).items() if a in used):
+            moved = {**moved, -1: "flag"}  # a concurrent job flagged an annotator after this one read the skills
         self._judge_again(project_id, task_id, moved)
         return verdict
 
@@ -174,12 +178,14 @@ class JudgeLoop:
 
     def _judge_again(self, project_id: int, task_id: int, moved: dict[int, str]) -> None:
         """Hand back the tasks whose verdicts may change now that these annotators' skills moved."""
-        again = sorted({t for annotator, how in moved.items()
-                        for t in self.store.tasks_to_rejudge(project_id, annotator, how, *BORDERLINE)} - {task_id})
+        # this task too: it was judged on the skills before its own evidence moved them
+        again = sorted({t for annotator, how in moved.items() if annotator >= 0
+                        for t in self.store.tasks_to_rejudge(project_id, annotator, how, *BORDERLINE)}
+                       | ({task_id} if moved else set()))
         if not again:
             return
         log.info("project %d: %d task(s) to judge again (skills moved: %s)", project_id, len(again),
-                 ", ".join(f"annotator {a} {how}" for a, how in sorted(moved.items())))
+                 ", ".join(f"annotator {a} {how}" if a >= 0 else "flag raised meanwhile" for a, how in sorted(moved.items())))
         for t in again:
             if self.requeue is not None:
                 self.requeue(project_id, t)
@@ -272,8 +278,21 @@ class JudgeLoop:
         if keep is not None:
             self.ls.predictions.update(keep, result=result, model_version=self.model_version, score=score)
             return keep
-        return self.ls.predictions.create(task=task_id, result=result,
-                            model_version=self.model_version, score=score).id
+        created = self.ls.predictions.create(task=task_id, result=result,
+                                             model_version=self.model_version, score=score).id
+        return self._one_prediction(task_id, created)
+
+    def _one_prediction(self, task_id: int, created: int) -> int:
+        """Two jobs for one task that ran at once (a worker starting flushed the other's lock) each created
+        one: the oldest stays, the others go (each job converges on the same one)."""
+        ours = sorted(p["id"] for p in _dicts(self.ls.predictions.list(task=task_id))
+                      if str(p.get("model_version") or "").startswith(MODEL_PREFIX))
+        for extra in ours[1:]:
+            try:
+                self.ls.predictions.delete(extra)
+            except Exception as e:  # noqa: BLE001 - the other job deleted it
+                log.info("prediction %s not deleted: %s", extra, type(e).__name__)
+        return ours[0] if ours else created
 
     def _ensure_review_task(self, key: str, project_id: int, task, av, verdict: TaskVerdict,
                             annotation: dict[str, Any], annotations: list[dict[str, Any]]) -> None:

@@ -216,11 +216,17 @@ def ensure_user(client: LabelStudio, email: str) -> int:
 
 
 def list_tasks(client: Any, project_id: int, *, fields: str = "all", query: dict | None = None,
-               page_size: int = 100) -> Iterable[Any]:
-    """Every task of a project, page by page (LS SDK pager), optionally filtered by a Data Manager query."""
+               page_size: int = 100, include: Iterable[str] | None = None) -> Iterable[Any]:
+    """Every task of a project, page by page (LS SDK pager), optionally filtered by a Data Manager query.
+
+    `include`: only these task fields (LS computes and sends much less: a page of 500 tasks without
+    annotations 1.35 s instead of 3.2 s here; with `annotations` included they are id and updated_at only).
+    """
     kwargs: dict[str, Any] = {"project": project_id, "fields": fields, "page_size": page_size}
     if query is not None:
         kwargs["query"] = json.dumps(query)
+    if include is not None:
+        kwargs["include"] = ",".join(include)
     yield from client.tasks.list(**kwargs)
 
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,9 +94,17 @@ class LabelStudioServer(ServerProcess):
     umask = UMASK
 
     def __init__(self, exe: Path, data_dir: Path, port: int, credentials: Credentials,
-                 document_root: Path, host: str = "127.0.0.1"):
+                 document_root: Path, host: str = "127.0.0.1", postgres: Mapping[str, str] | None = None):
+        """`postgres`: LS's database on PostgreSQL (as docker/compose.yaml deploys it), keys `host`, `port`,
+        `name`, `user`, `password`; None: LS's own SQLite file in `data_dir`."""
         super().__init__(port, data_dir / "label-studio.log", host, pid_path=data_dir / "label-studio.pid")
         self.exe, self.data_dir, self.credentials, self.document_root = exe, data_dir, credentials, document_root
+        self.postgres = dict(postgres) if postgres else None
+
+    @property
+    def database(self) -> str:
+        """"postgresql" or "sqlite": the database this Label Studio runs on."""
+        return "postgresql" if self.postgres else "sqlite"
 
     @property
     def url(self) -> str:
@@ -121,6 +130,10 @@ class LabelStudioServer(ServerProcess):
         )
         if self.legacy_token:
             env["LABEL_STUDIO_USER_TOKEN"] = self.credentials.token
+        if self.postgres:  # the variables LS's settings read (docker/compose.yaml sets the same)
+            env.update(DJANGO_DB="default", POSTGRE_HOST=self.postgres["host"], POSTGRE_PORT=str(self.postgres["port"]),
+                       POSTGRE_NAME=self.postgres["name"], POSTGRE_USER=self.postgres["user"],
+                       POSTGRE_PASSWORD=self.postgres.get("password", ""))
         return env
 
     legacy_token = True

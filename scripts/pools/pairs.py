@@ -9,6 +9,7 @@ it differs. Optionally the Expert consensus becomes a prediction in the Crowd ta
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,35 @@ from label_config.taxonomy import Taxonomy, load_taxonomy
 from webhooks.judge.verdict import empty_consensus
 
 REFERENCE_MODEL_VERSION = "clesc-expert-consensus"
+CONCURRENCY = 8
+"""Label Studio writes in flight at once (import's and sync's task updates): LS serves them in parallel."""
+
+
+def run_bounded(calls: Iterable[Callable[[], Any]], concurrency: int = CONCURRENCY,
+                done: Callable[[Any], None] | None = None) -> None:
+    """Run the calls `concurrency` at a time, `done(result)` after each (in this thread). The first error (or
+    Ctrl-C in the caller) cancels what has not started and is raised; what finished stays done."""
+    calls = iter(calls)
+    with ThreadPoolExecutor(concurrency) as pool:
+        running = set()
+        try:
+            while True:
+                while len(running) < 2 * concurrency:
+                    call = next(calls, None)
+                    if call is None:
+                        break
+                    running.add(pool.submit(call))
+                if not running:
+                    return
+                finished, running = wait(running, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    result = f.result()  # raises the call's error
+                    if done is not None:
+                        done(result)
+        except BaseException:
+            for f in running:
+                f.cancel()
+            raise
 
 
 @dataclass
@@ -60,11 +90,12 @@ class PairWriter:
         self.side = PoolSide(self.taxonomy)
 
     def write_pairs(self, tasks: Mapping[str, Mapping[str, Any]], keys: Iterable[str],
-                    progress: Callable[[str, int], None] | None = None) -> PairCounts:
+                    progress: Callable[..., None] | None = None) -> PairCounts:
         """For each clip in `keys` with a task in both pools (`tasks`: pool -> clip -> task read with
         annotations and meta): the link and the other pool's state in each task's meta, written only
         where it differs; the reference prediction when asked."""
         report = PairCounts()
+        writes: list[Callable[[], int]] = []
         for key in keys:
             pair = {p: tasks[p].get(key) for p in POOLS}
             if any(t is None for t in pair.values()):
@@ -75,14 +106,28 @@ class PairWriter:
                 if pair_json(pair[pool].meta) == wanted.to_json():
                     report.unchanged += 1
                     continue
-                fresh = self.client.tasks.get(pair[pool].id)  # merge into the newest meta: the judge may have written since
-                self.client.tasks.update(pair[pool].id, meta=with_pair(fresh.meta, wanted))
-                report.updated += 1
+                writes.append(lambda task_id=pair[pool].id, wanted=wanted: self.write_link(task_id, wanted))
             if self.reference_prediction:
-                report.predictions += self._reference(pair["crowd"].id, states["expert"])
+                writes.append(lambda crowd=pair["crowd"].id, expert=states["expert"]: -self._reference(crowd, expert))
             if progress is not None:
                 progress("linking", 1)
+
+        def count(result: int) -> None:
+            if result > 0:
+                report.updated += 1
+            elif result < 0:
+                report.predictions += 1
+            if progress is not None:
+                progress("writing links", 1, len(writes))
+
+        run_bounded(writes, done=count)
         return report
+
+    def write_link(self, task_id: int, wanted: PairMeta) -> int:
+        """Write one task's link, merged into its newest meta (the judge may have written since it was read)."""
+        fresh = self.client.tasks.get(task_id)
+        self.client.tasks.update(task_id, meta=with_pair(fresh.meta, wanted))
+        return 1
 
     def _reference(self, crowd_task: int, expert: Mapping[str, Any]) -> int:
         """Keep one expert-consensus prediction on the Crowd task; return 1 if something was written."""

@@ -23,10 +23,12 @@ from label_config.records import clip_key
 from label_config.schema import POOLS
 from label_config.taxonomy import Taxonomy
 from scripts.labelstudio.projects import BATCH, list_tasks
-from scripts.pools.pairs import REFERENCE_MODEL_VERSION, PairWriter
+from scripts.pools.pairs import REFERENCE_MODEL_VERSION, PairWriter, run_bounded
 
 __all__ = ["MARGIN", "REFERENCE_MODEL_VERSION", "SyncReport", "Syncer", "sync"]
 MARGIN = timedelta(seconds=120)
+PAGE = 500
+"""Tasks per page when reading a project with its annotations."""
 LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 """The only datetime format Label Studio's Data Manager filters accept."""
 
@@ -67,7 +69,8 @@ class Syncer:
         self.pairs = PairWriter(client, projects, reference_prediction=reference_prediction, taxonomy=taxonomy)
 
     def changed(self, pool: str, since: datetime | None) -> Iterable[Any]:
-        return list_tasks(self.client, self.projects[pool], query=None if since is None else _since_query(since))
+        return list_tasks(self.client, self.projects[pool], query=None if since is None else _since_query(since),
+                          page_size=PAGE)
 
     def _find(self, pool: str, audio: str) -> Any | None:
         found = list(list_tasks(self.client, self.projects[pool], query=_audio_query(audio), page_size=10))
@@ -87,28 +90,37 @@ class Syncer:
                 report.read[pool] += 1
                 if progress is not None:
                     progress(f"reading {pool}", 1)
-        # Partners of changed tasks: the linked task, else the task with the same audio, else none yet.
+        # Partners of changed tasks: the linked task, else the task with the same audio, else none yet
+        # (looked up CONCURRENCY at a time).
         keys = sorted(set(tasks["expert"]) | set(tasks["crowd"]))
         missing: dict[str, list[str]] = {p: [] for p in POOLS}
-        for key in keys:
-            for pool, other in (("expert", "crowd"), ("crowd", "expert")):
-                if key in tasks[pool] or key not in tasks[other]:
-                    continue
-                link = read_pair(tasks[other][key].meta)
-                partner = None
-                if link is not None and link.project == self.projects[pool]:
-                    try:
-                        partner = self._get(link.task)
-                    except Exception:  # noqa: BLE001 - a deleted partner: look it up by audio
-                        partner = None
-                    if partner is not None and clip_key(partner.data or {}) != key:
-                        partner = None
-                if partner is None and not report.full:
-                    partner = self._find(pool, key)
-                if partner is None:
-                    missing[pool].append(key)
-                else:
-                    tasks[pool][key] = partner
+        lookups = [(pool, other, key) for key in keys for pool, other in (("expert", "crowd"), ("crowd", "expert"))
+                   if key not in tasks[pool] and key in tasks[other]]
+
+        def partner_of(pool: str, other: str, key: str):
+            link = read_pair(tasks[other][key].meta)
+            partner = None
+            if link is not None and link.project == self.projects[pool]:
+                try:
+                    partner = self._get(link.task)
+                except Exception:  # noqa: BLE001 - a deleted partner: look it up by audio
+                    partner = None
+                if partner is not None and clip_key(partner.data or {}) != key:
+                    partner = None
+            if partner is None and not report.full:
+                partner = self._find(pool, key)
+            return pool, key, partner
+
+        def found(result) -> None:
+            pool, key, partner = result
+            if partner is None:
+                missing[pool].append(key)
+            else:
+                tasks[pool][key] = partner
+
+        run_bounded([lambda args=args: partner_of(*args) for args in lookups], done=found)
+        for pool in POOLS:
+            missing[pool].sort()
         for pool, keys_missing in missing.items():
             other = "crowd" if pool == "expert" else "expert"
             for start in range(0, len(keys_missing), BATCH):

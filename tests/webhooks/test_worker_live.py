@@ -1,9 +1,15 @@
-"""The judge loop against the session's real Label Studio, with the real service (gunicorn), the real
-worker (Huey consumer on SQLite) and the real store, each its own process started and stopped here."""
+"""The judge loop against the session's real Label Studio, with the real service (waitress), the real
+workers (Huey consumers) and the real store, each its own process started and stopped here.
+
+The whole suite runs twice, with the same assertions: on the embedded default (SQLite store, Huey on
+SQLite, one worker) and scaled out (the store on a PostgreSQL of its own, Huey on Redis, two worker
+processes: two "machines"), each mode with projects of its own. The scaled-out run adds the faults:
+Redis and PostgreSQL restarted mid-run, a worker SIGKILLed."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -13,6 +19,7 @@ import requests
 
 from label_config import LabelRecord, labeling_config, to_result
 from scripts.labelstudio.projects import ensure_user
+from scripts.labelstudio.wiring import setup
 from scripts.local.process import free_port
 from tests.helpers import CLESC, Proc, healthy, task_for_clip, wait_for
 from webhooks.app import SECRET_HEADER
@@ -21,6 +28,87 @@ from webhooks.store import Store
 from webhooks.worker import version_of
 
 PAYLOAD_SECRETS = ("tok-SECRET-7f3a9", "pw-SECRET-c41d2")
+
+
+MODES = ["sqlite", "postgres-redis"]
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture(scope="module", params=MODES)
+def mode(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def store_db(mode, tmp_path_factory):
+    """The scaled-out store's own PostgreSQL (a second "machine"; LS's database is the session's)."""
+    if mode == "sqlite":
+        yield None
+        return
+    from scripts.local.databases import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def service(request, mode, store_db, ls, ls_server, clips_dir, tmp_path_factory):
+    from types import SimpleNamespace
+
+    from scripts.labelstudio.projects import import_folder
+
+    home = tmp_path_factory.mktemp(f"service-{mode}")
+    port = free_port()
+    env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
+           "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
+           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2",
+           "CLESC_EXPERT_PROJECT": f"Expert {mode}", "CLESC_CROWD_PROJECT": f"Crowd {mode}",
+           "CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "30"}
+    workers = 1
+    redis = None
+    if mode == "postgres-redis":
+        redis = request.getfixturevalue("redis_server")
+        env.update(CLESC_DATABASE_URL=store_db.create_database("clesc"), CLESC_REDIS_URL=redis.url(1))
+        workers = 2
+    settings = Settings.from_env(env)
+    ids = setup(settings, ls, echo=lambda _: None)
+    for role in ("expert", "crowd"):
+        import_folder(ls, ids[role], clips_dir)
+    svc = type("Service", (), {})()
+    svc.mode, svc.env, svc.settings, svc.url, svc.home = mode, env, settings, settings.service_url, home
+    svc.pools = {role: SimpleNamespace(id=pid) for role, pid in ids.items()}
+    svc.store_db, svc.redis = store_db, redis
+    svc.store = Store(settings.database_url)
+    svc.serve = Proc(["serve"], env, home / "serve.log").start()
+    svc.workers = [Proc(["worker"], env, home / f"worker-{n}.log").start() for n in range(workers)]
+    svc.worker = svc.workers[0]
+    wait_for(lambda: healthy(svc.url), 60, what="the webhook service")
+    try:
+        yield svc
+    finally:
+        for w in svc.workers:
+            w.stop()
+        svc.serve.stop()
+        for pid in ids.values():
+            for hook in ls.webhooks.list(project=pid):
+                if hook.url.startswith(svc.url):
+                    ls.webhooks.delete(hook.id)
+        for role in ("expert", "crowd"):
+            ls.projects.delete(ids[role])
+
+
+@pytest.fixture(scope="module")
+def pools(service):
+    """This mode's Expert, Crowd and Review projects (the Review project is shared by both modes)."""
+    return service.pools
+
+
+def worker_logs(service) -> str:
+    return "".join((service.home / f"worker-{n}.log").read_text() for n in range(len(service.workers)))
 
 
 def _user(ls, n: int) -> int:
@@ -156,7 +244,7 @@ def test_a_forged_webhook_naming_another_project_changes_nothing(ls, pools, serv
     assert len(review_tasks_for(ls, review, ids[2])) == 1 and len(service.store.all_reviews()) == reviews
     assert clesc_meta(ls, task.id) == meta and len(our_predictions(ls, task.id)) == 1
     assert service.store.seen_live_versions(crowd)[task.id] == seen
-    assert "is not in project" in (service.home / "worker.log").read_text()
+    assert "is not in project" in worker_logs(service)
 
 
 @pytest.mark.parametrize("secret", [None, "", "wrong-secret"])
@@ -223,15 +311,17 @@ def test_outage_then_reconcile_judges_everything(ls, pools, service):
 def test_worker_killed_mid_job_judges_the_task_once(ls, pools, service):
     expert, review = pools["expert"].id, pools["review"].id
     task = task_for_clip(ls, expert, "rushed-fast-high-loud.wav")
-    service.worker.stop(signal.SIGKILL)
+    for w in service.workers:
+        w.stop(signal.SIGKILL)
     ids = annotate_three(ls, task.id)  # events stored and queued while no worker runs
-    log = service.home / "worker.log"
+    log = service.home / "worker-0.log"
     offset = log.stat().st_size
     service.worker.start()
     wait_for(lambda: f"judging project {expert} task {task.id}" in log.read_text()[offset:], 60, 0.05,
              what="the worker to start the job")
     service.worker.stop(signal.SIGKILL)  # mid-job: between reading LS and writing back, or during it
-    service.worker.start()
+    for w in service.workers:
+        w.start()
     wait_for(lambda: not service.store.pending_event_ids(expert, task.id) and service.store.verdict(expert, task.id),
              90, what="the job to finish after the restart")
     wait_for(lambda: (clesc_meta(ls, task.id) or {}).get("status") == "needs_review", what="meta")
@@ -243,7 +333,7 @@ def test_no_secret_reaches_store_logs_or_exports(ls, service, tmp_path):
     secrets = [*PAYLOAD_SECRETS, service.settings.webhook_secret, service.settings.ls_token]
     assert service.store.events(), "the other tests stored events"
     dump = service.store.dump_text()
-    logs = "".join((service.home / f).read_text() for f in ("serve.log", "worker.log"))
+    logs = (service.home / "serve.log").read_text() + worker_logs(service)
     export = tmp_path / "export.json"
     tasks = [t.dict() for p in ls.projects.list() for t in ls.tasks.list(project=p.id, fields="all")]
     export.write_text(json.dumps(tasks, default=str))
@@ -348,9 +438,11 @@ def test_a_spammer_is_caught_across_tasks_and_ops_decisions_move_their_reliabili
              < before.evidence.random - 0.01, what="the overturn counted")
 
     # restart: the skills are in the store, the next judgement uses them at once
-    service.worker.stop()
+    for w in service.workers:
+        w.stop()
     kept = service.store.skills(reliability_project, [spammer, *honest])
-    service.worker = Proc(["worker"], service.env, service.home / "worker.log").start()
+    for w in service.workers:
+        w.start()
     assert service.store.skills(reliability_project, [spammer, *honest]) == kept
     extra = ls.projects.import_tasks(reliability_project, request=[{"data": {"audio": "/data/local-files/?d=clips/"
                                                                              "plain-normal-medium.wav"}}],
@@ -432,11 +524,13 @@ def test_a_decision_on_labels_the_annotator_has_changed_since_is_stale(ls, pools
     ids = annotate_three(ls, task.id)
     [rt] = wait_for(lambda: review_tasks_for(ls, review, ids[2]), what="the review task")
     # while ops read the review, the annotator fixes the labels; the decision comes in for the old ones
-    service.worker.stop()
+    for w in service.workers:
+        w.stop()
     fixed = LabelRecord("fast", "high", "loud", emotion=("excited",))
     ls.annotations.update(ids[2], result=to_result(fixed))
     decide(ls, rt.id, "uphold")
-    service.worker = Proc(["worker"], service.env, service.home / "worker.log").start()
+    for w in service.workers:
+        w.start()
     from label_config.meta import read_review
 
     state = wait_for(lambda: (m := read_review(ls.tasks.get(rt.id).meta)) and m.state != "open" and m.state,
@@ -445,3 +539,156 @@ def test_a_decision_on_labels_the_annotator_has_changed_since_is_stale(ls, pools
     wait_for(lambda: ids[2] not in (clesc_meta(ls, task.id) or {}).get("rejected", [ids[2]]), what="judged again")
     fresh = ls.annotations.get(ids[2])
     assert fresh.was_cancelled is False and fresh.last_action != "rejected"  # the fixed labels are not cancelled
+
+
+# --- poison events (issue 14, item 7) -----------------------------------------------------------------
+
+def test_events_whose_jobs_keep_failing_fail_after_their_attempts_and_can_be_retried(ls, pools, service):
+    """A worker whose LS token was revoked (LS answers 401, not retried): the task's events count their
+    attempts with backoff, then are `failed`, listed by /health and `clesc events --failed`; once the
+    token is right again, `clesc events --retry` has the task judged. (A task LS does not have is not
+    such a failure: its events finish without effect, see the forged-webhook test.)"""
+    expert = pools["expert"].id
+    task = task_for_clip(ls, expert, "calm-slow-low-quiet.wav")
+    for w in service.workers:
+        w.stop()
+    broken = Proc(["worker"], {**service.env, "CLESC_LS_TOKEN": "revoked-token-0"}, service.home / "broken-worker.log")
+    broken.start()
+    try:
+        annotate_three(ls, task.id, records=(AGREEING, AGREEING_2, AGREEING))
+
+        def failed():
+            return [e for e in service.store.failed_events() if e["task_id"] == task.id and e["project_id"] == expert]
+
+        events = wait_for(lambda: (f := failed()) and len(f) == 3 and f, 120, what="the events to fail after their attempts")
+    finally:
+        broken.stop()
+    assert {e["attempts"] for e in events} == {MAX_ATTEMPTS} and {e["status"] for e in events} == {"failed"}
+    assert "401" in events[0]["error"] and "revoked-token-0" not in events[0]["error"]
+    health = requests.get(service.url + "/health", timeout=5).json()
+    assert health["events"]["failed"] >= 3
+    assert {e["id"] for e in events} <= {e["id"] for e in health["events"]["failed_recent"]}
+    listing = subprocess.run([CLESC, "events", "--failed"], env=service.env, capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and f"event {events[0]['id']}: project {expert} task {task.id}" in listing.stdout
+    assert service.store.verdict(expert, task.id) is None
+    for w in service.workers:
+        w.start()
+    time.sleep(2)  # nothing more is tried by itself: the count stays where it stopped
+    assert len(failed()) == 3 and service.store.verdict(expert, task.id) is None
+    retried = subprocess.run([CLESC, "events", "--retry", str(events[0]["id"])], env=service.env, capture_output=True,
+                             text=True, timeout=60)
+    assert retried.returncode == 0 and "1 task(s) queued again" in retried.stdout, retried.stderr
+    wait_for(lambda: service.store.verdict(expert, task.id) and not service.store.pending_event_ids(expert, task.id),
+             120, what="the retried task judged")
+    assert (clesc_meta(ls, task.id) or {}).get("status") == "accepted"
+    assert len(failed()) == 2  # only the event retried; `--all-failed` would take the other two
+
+
+# --- slow clients (issue 14, item 9) ------------------------------------------------------------------
+
+def test_slow_clients_do_not_hold_the_service(ls, pools, service):
+    """16 connections that trickle their headers (a byte every 0.5 s for ~40 s): 20 legitimate webhooks
+    are still answered, each within a 10 s client timeout (LS itself waits 1 s). On gunicorn's gthread
+    worker (2 x 4 threads, no read timeout) every thread blocks reading a slow client's headers."""
+    import socket
+    import threading
+
+    stop = threading.Event()
+    host, port = service.url.removeprefix("http://").split(":")
+    request = (f"POST /webhook HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+               f"{SECRET_HEADER}: {service.settings.webhook_secret}\r\nContent-Length: 10\r\n").encode()
+
+    def slow_client():
+        with socket.create_connection((host, int(port)), timeout=60) as s:
+            for i in range(80):
+                if stop.is_set():
+                    return
+                try:
+                    s.sendall(request[i % len(request):i % len(request) + 1])
+                except OSError:
+                    return  # dropped by the server's read timeout: fine
+                time.sleep(0.5)
+
+    threads = [threading.Thread(target=slow_client, daemon=True) for _ in range(16)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)  # every slow client connected and sending
+        crowd = pools["crowd"].id
+        task = task_for_clip(ls, crowd, "plain-normal-medium.wav")
+        codes = []
+        for n in range(20):
+            body = {"action": "ANNOTATION_UPDATED", "project": {"id": crowd},
+                    "annotation": {"id": 555_000 + n, "task": task.id, "project": crowd, "result": [],
+                                   "updated_at": f"2026-02-0{1 + n % 9}T00:00:{n:02d}Z"}}
+            r = requests.post(service.url + "/webhook", data=json.dumps(body), timeout=10,
+                              headers={"Content-Type": "application/json", SECRET_HEADER: service.settings.webhook_secret})
+            codes.append(r.status_code)
+        assert all(t.is_alive() for t in threads[:8]), "the slow clients were still sending"
+        assert codes == [202] * 20
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+
+
+# --- faults in the scaled-out mode ---------------------------------------------------------------------
+
+scaled_only = pytest.mark.parametrize("mode", ["postgres-redis"], indirect=True)
+"""A fault of the scaled-out mode's own servers: the test runs in that mode only."""
+
+
+def _one_verdict_each(ls, service, project: int, tasks, review: int, rejected: dict[int, list[int]]):
+    for t in tasks:
+        assert not service.store.pending_event_ids(project, t.id)
+        assert len(our_predictions(ls, t.id)) == 1
+        for aid in rejected.get(t.id, []):
+            assert len(review_tasks_for(ls, review, aid)) == 1
+
+
+@scaled_only
+def test_redis_restarted_mid_run_loses_no_job_and_no_event(ls, pools, service):
+    crowd, review = pools["crowd"].id, pools["review"].id
+    first, second = (task_for_clip(ls, crowd, c) for c in ("rushed-fast-high-loud.wav", "female-slow-high-quiet.wav"))
+    for w in service.workers:
+        w.stop()
+    first_ids = annotate_three(ls, first.id)  # jobs in Redis, no worker to take them
+    service.redis.stop()  # restarted with jobs queued: the append-only file keeps them
+    second_ids = annotate_three(ls, second.id)  # while Redis is down: accepted and stored, not enqueued
+    service.redis.start()
+    for w in service.workers:
+        w.start()
+    for t in (first, second):
+        wait_for(lambda t=t: (clesc_meta(ls, t.id) or {}).get("status") == "needs_review"
+                 and not service.store.pending_event_ids(crowd, t.id), 180, what=f"task {t.id} judged")
+    _one_verdict_each(ls, service, crowd, (first, second), review, {first.id: [first_ids[2]], second.id: [second_ids[2]]})
+    assert all(e["status"] == "done" for e in service.store.events() if e["task_id"] in (first.id, second.id))
+    # restarted again under running workers: they reconnect and go on
+    service.redis.stop()
+    service.redis.start()
+    third = task_for_clip(ls, crowd, "variable-pace.wav")
+    third_ids = annotate_three(ls, third.id)
+    wait_for(lambda: (clesc_meta(ls, third.id) or {}).get("status") == "needs_review"
+             and not service.store.pending_event_ids(crowd, third.id), 180, what="judged after the second restart")
+    _one_verdict_each(ls, service, crowd, [third], review, {third.id: [third_ids[2]]})
+
+
+@scaled_only
+def test_postgres_restarted_mid_run_is_503_then_reconciled(ls, pools, service):
+    expert, review = pools["expert"].id, pools["review"].id
+    task = task_for_clip(ls, expert, "variable-volume.wav")
+    service.store_db.stop()
+    try:
+        ids = annotate_three(ls, task.id)  # LS's webhooks meet a service without its store
+        body = _webhook_body(ls, ids[0], expert)
+        r = _post(service, body)
+        assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
+        health = requests.get(service.url + "/health", timeout=10)
+        assert health.status_code == 503 and health.json()["store"].startswith("error")
+    finally:
+        service.store_db.start()
+    wait_for(lambda: healthy(service.url), 60, what="the service with its store back")
+    r = subprocess.run([CLESC, "reconcile"], env=service.env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: (clesc_meta(ls, task.id) or {}).get("status") == "needs_review", 60, what="reconciled")
+    _one_verdict_each(ls, service, expert, [task], review, {task.id: [ids[2]]})

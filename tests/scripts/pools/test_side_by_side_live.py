@@ -427,3 +427,45 @@ def test_sync_interrupted_mid_way_then_rerun_leaves_no_duplicates_and_nothing_mi
     assert crowd_task.meta[PAIR_KEY]["annotations"] == 1
     idle = Syncer(ls, projects).run(since=None)
     assert idle.updated == 0 and idle.created == {"expert": 0, "crowd": 0}
+
+
+class ImportsBetween:
+    """The real SDK client, except that before each of its imports another import into a third project
+    runs (another user importing at the same time): the ids LS gives are not the ones predicted."""
+
+    def __init__(self, client, other_project: int):
+        self._client, self._other = client, other_project
+        self.projects = self
+
+    def import_tasks(self, project, **kwargs):
+        self._client.projects.import_tasks(self._other, request=[{"data": {"audio": "https://media.example.org/x.wav"}}])
+        return self._client.projects.import_tasks(project, **kwargs)
+
+    def __getattr__(self, name):  # projects.get/list/... and every other section: the real client's
+        return getattr(self._client.projects, name) if name in ("get", "list", "create") else getattr(self._client, name)
+
+
+def test_import_links_every_pair_when_another_import_moves_the_ids(ls, ls_server, tmp_path):
+    from scripts.pools.importer import import_dataset
+    from scripts.pools.sources import read_source
+    import scripts.pools.importer as importer_module
+
+    projects = make_projects(ls, "ids moved")
+    other = ensure_project(ls, "ids moved other", label_config=labeling_config(), overlap=3, description="x").id
+    source = write_csv(clesc_rows(7), tmp_path / "clesc.csv")
+    ds = read_source(source)
+    original = importer_module.BATCH
+    importer_module.BATCH = 2  # several batches: the probe, then predicted ones
+    try:
+        report = import_dataset(ImportsBetween(ls, other), projects, ds)
+        assert report.created == {"expert": 7, "crowd": 7}
+        assert_pairs_linked(ls, projects, 7)  # every wrong prediction corrected
+        quiet = import_dataset(ls, projects, ds)  # and the plain path predicts right
+        assert quiet.created == {"expert": 0, "crowd": 0} and quiet.linked == 0
+        more = write_csv(clesc_rows(11), tmp_path / "more.csv")
+        grown = import_dataset(ls, projects, read_source(more))
+        assert grown.created == {"expert": 4, "crowd": 4}
+        assert_pairs_linked(ls, projects, 11)
+    finally:
+        importer_module.BATCH = original
+        ls.projects.delete(other)
