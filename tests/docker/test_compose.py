@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.local.labelstudio import LabelStudioServer
+from scripts.local.labelstudio import Credentials, LabelStudioServer
 from webhooks.settings import PROJECT_ROOT, Settings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker" / "compose.yaml").read_text())
@@ -103,7 +103,8 @@ def test_the_services_env_is_what_the_code_reads(resolved):
     assert store_db == pg["POSTGRES_DB"] and pg["POSTGRES_USER"] == "clesc"
     # Label Studio on the same PostgreSQL, with the variables LS reads (as the tests' LabelStudioServer sets them)
     ls = services["label-studio"]["environment"]
-    ours = LabelStudioServer(Path("ls"), Path("/tmp/x"), 8080, None, Path("/tmp/m"),  # type: ignore[arg-type]
+    ours = LabelStudioServer(Path("ls"), Path("/tmp/x"), 8080, Credentials("admin@example.com", "pw", "tok"),
+                             Path("/tmp/m"),
                              postgres={"host": "postgres", "port": "5432", "name": ls["POSTGRE_NAME"],
                                        "user": ls["POSTGRE_USER"], "password": ls["POSTGRE_PASSWORD"]}).environment()
     for key in ("DJANGO_DB", "POSTGRE_HOST", "POSTGRE_PORT", "POSTGRE_NAME", "POSTGRE_USER", "POSTGRE_PASSWORD"):
