@@ -25,13 +25,11 @@ from webhooks.worker import version_of
 PAYLOAD_SECRETS = ("tok-SECRET-7f3a9", "pw-SECRET-c41d2")
 
 
-@pytest.fixture(scope="module")
-def service(ls, ls_server, pools, tmp_path_factory):
-    home = tmp_path_factory.mktemp("service-home")
-    port = free_port()
+def running_service(ls, ls_server, pools, home, **extra_env):
+    """The service (gunicorn) and the worker (Huey consumer) processes wired to the session's LS, until closed."""
     env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
            "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
-           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2"}
+           "CLESC_SERVICE_PORT": str(free_port()), "CLESC_WORKERS": "2", **extra_env}
     settings = Settings.from_env(env)
     setup(settings, ls, echo=lambda _: None)
     svc = type("Service", (), {})()
@@ -48,6 +46,11 @@ def service(ls, ls_server, pools, tmp_path_factory):
         for project in pools.values():
             for hook in ls.webhooks.list(project=project.id):
                 ls.webhooks.delete(hook.id)
+
+
+@pytest.fixture(scope="module")
+def service(ls, ls_server, pools, tmp_path_factory):
+    yield from running_service(ls, ls_server, pools, tmp_path_factory.mktemp("service-home"))
 
 
 def _user(ls, n: int) -> int:

