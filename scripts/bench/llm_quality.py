@@ -130,9 +130,7 @@ def quality(url: str, model: str, mix: str, seed: int, clips: int, concurrency: 
         line += f" of which uncached {(prompt - hits) / requests_:.0f} (prefix cache hit rate {hits / max(1, prompt):.0%})"
     else:
         line += " (no /metrics: uncached tokens unknown)"
-    verdicts = max(1, judge.usage["verdicts"])
-    print(line + f"; per model verdict: {judge.usage['prompt_tokens'] / verdicts:.0f} prompt + "
-                 f"{judge.usage['completion_tokens'] / verdicts:.0f} completion ({s['requests']} requests)")
+    print(line + f" ({s['requests']} requests, retries included)")
 
 
 def speed(url: str, model: str, levels: list[int], mix: str, seed: int, facts: bool) -> None:
