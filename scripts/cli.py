@@ -214,6 +214,12 @@ def judge(
     if usage and usage["verdicts"]:
         typer.echo(f"LLM tokens: {usage['prompt_tokens']} prompt, {usage['completion_tokens']} completion "
                    f"({usage['prompt_tokens'] // usage['verdicts']} + {usage['completion_tokens'] // usage['verdicts']} per verdict)")
+    stats = getattr(judge_, "stats", None)
+    if stats and stats["asked"]:
+        invalid = ", ".join(f"{k} {n}" for k, n in sorted(stats["invalid"].items())) or "none"
+        fallbacks = ", ".join(f"{k} {n}" for k, n in sorted(stats["fallbacks"].items())) or "none"
+        typer.echo(f"LLM answers: {stats['first_time']}/{stats['asked']} valid the first time, {stats['retries']} asked "
+                   f"again; invalid by kind: {invalid}; fallbacks: {fallbacks}")
 
 
 @app.command()

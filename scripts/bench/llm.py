@@ -36,22 +36,24 @@ def synthetic_tasks(n: int, seed: int = 7) -> list[dict]:
     return tasks
 
 
-def run(url: str, model: str, n_tasks: int, levels: list[int], max_tokens: int) -> None:
+def run(url: str, model: str, n_tasks: int, levels: list[int], max_tokens: int | None) -> None:
     tasks = synthetic_tasks(n_tasks)
     rules = RulesJudge()
     print(f"{n_tasks} tasks of 3 annotations, model {model} at {url}")
     for level in levels:
         judge = LLMJudge(LLMConfig(base_url=url, model=model, concurrency=level, fallback="rules",
-                                   max_tokens=max_tokens, timeout_s=300), rules)
+                                   max_tokens=max_tokens, timeout_s=300, first_token_s=120), rules)
         t0 = time.perf_counter()
         verdicts = judge.judge_many(tasks)
         wall = time.perf_counter() - t0
         by_llm = sum(v.judge["backend"] == "llm" for v in verdicts)
         u = judge.usage
-        per = max(1, u["verdicts"])
+        per = max(1, judge.stats["requests"])
         print(f"concurrency {level:3d}: {n_tasks / wall:7.2f} verdicts/s  wall {wall:6.1f} s  "
-              f"llm {by_llm}/{n_tasks}  tokens/verdict {u['prompt_tokens'] / per:.0f} prompt + "
-              f"{u['completion_tokens'] / per:.0f} completion")
+              f"llm {by_llm}/{n_tasks}  tokens/request {u['prompt_tokens'] / per:.0f} prompt + "
+              f"{u['completion_tokens'] / per:.0f} completion  valid first time "
+              f"{judge.stats['first_time']}/{judge.stats['asked']}  invalid {dict(judge.stats['invalid'])}  "
+              f"lowest concurrency {judge.limit.lowest}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model")
     ap.add_argument("--tasks", type=int, default=32)
     ap.add_argument("--levels", default="1,4,16")
-    ap.add_argument("--max-tokens", type=int, default=400)
+    ap.add_argument("--max-tokens", type=int, default=None, help="default: derived from each task's schema")
     ap.add_argument("--local-tiny", action="store_true", help="start the CPU vLLM with the tiny random Mixtral")
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]

@@ -133,11 +133,13 @@ class VLLMServer(ServerProcess):
 
     def __init__(self, python: Path, model_dir: Path, port: int, served_model_name: str = SERVED_MODEL_NAME,
                  log_path: Path | None = None, host: str = "127.0.0.1", *, max_model_len: int = 2048,
-                 kv_cache_gib: int = 1, extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None):
+                 kv_cache_gib: int = 1, extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
+                 max_num_seqs: int = 8, metrics: bool = False):
         super().__init__(port, Path(log_path) if log_path else Path(model_dir).parent / f"vllm-{port}.log", host)
         self.python, self.model_dir, self.served_model_name = Path(python), Path(model_dir), served_model_name
         self.max_model_len, self.kv_cache_gib = max_model_len, kv_cache_gib
         self.extra_args, self.extra_env = tuple(extra_args), dict(extra_env or {})
+        self.max_num_seqs, self.metrics = max_num_seqs, metrics
 
     @property
     def url(self) -> str:
@@ -156,11 +158,12 @@ class VLLMServer(ServerProcess):
             "--structured-outputs-config", STRUCTURED_OUTPUTS_CONFIG,
             "--max-model-len", str(self.max_model_len),
             "--dtype", "float32",
-            "--max-num-seqs", "8",
+            "--max-num-seqs", str(self.max_num_seqs),
             # No torch.compile: in 0.32.0 its AOT cache never reloads ("'function' object has no attribute
             # 'finalize_loading'"), so every start compiled again (+25-50 s); eager is as fast for this model.
             "--enforce-eager",
-            "--disable-log-stats",
+            # metrics: keep the engine's stats (/metrics counts prompt, cached and generated tokens)
+            *(() if self.metrics else ("--disable-log-stats",)),
             *self.extra_args,
         ]
 

@@ -9,7 +9,6 @@ Redis and PostgreSQL restarted mid-run, a worker SIGKILLed."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -19,9 +18,8 @@ import requests
 
 from label_config import LabelRecord, labeling_config, to_result
 from scripts.labelstudio.projects import ensure_user
-from scripts.labelstudio.wiring import setup
 from scripts.local.process import free_port
-from tests.helpers import CLESC, Proc, healthy, task_for_clip, wait_for
+from tests.helpers import CLESC, Proc, healthy, running_service, task_for_clip, wait_for
 from webhooks.app import SECRET_HEADER
 from webhooks.settings import Settings
 from webhooks.store import Store
@@ -57,48 +55,16 @@ def store_db(mode, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def service(request, mode, store_db, ls, ls_server, clips_dir, tmp_path_factory):
-    from types import SimpleNamespace
-
-    from scripts.labelstudio.projects import import_folder
-
-    home = tmp_path_factory.mktemp(f"service-{mode}")
-    port = free_port()
-    env = {**os.environ, "CLESC_HOME": str(home), "CLESC_LS_URL": ls_server.url,
-           "CLESC_LS_TOKEN": ls_server.credentials.token, "CLESC_WEBHOOK_SECRET": "hook-secret-0b9e1d",
-           "CLESC_SERVICE_PORT": str(port), "CLESC_WORKERS": "2",
-           "CLESC_EXPERT_PROJECT": f"Expert {mode}", "CLESC_CROWD_PROJECT": f"Crowd {mode}",
-           "CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "30"}
-    workers = 1
-    redis = None
+    env = {"CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "30"}
+    workers, redis = 1, None
     if mode == "postgres-redis":
         redis = request.getfixturevalue("redis_server")
         env.update(CLESC_DATABASE_URL=store_db.create_database("clesc"), CLESC_REDIS_URL=redis.url(1))
         workers = 2
-    settings = Settings.from_env(env)
-    ids = setup(settings, ls, echo=lambda _: None)
-    for role in ("expert", "crowd"):
-        import_folder(ls, ids[role], clips_dir)
-    svc = type("Service", (), {})()
-    svc.mode, svc.env, svc.settings, svc.url, svc.home = mode, env, settings, settings.service_url, home
-    svc.pools = {role: SimpleNamespace(id=pid) for role, pid in ids.items()}
-    svc.store_db, svc.redis = store_db, redis
-    svc.store = Store(settings.database_url)
-    svc.serve = Proc(["serve"], env, home / "serve.log").start()
-    svc.workers = [Proc(["worker"], env, home / f"worker-{n}.log").start() for n in range(workers)]
-    svc.worker = svc.workers[0]
-    wait_for(lambda: healthy(svc.url), 60, what="the webhook service")
-    try:
+    for svc in running_service(ls, ls_server, tmp_path_factory.mktemp(f"service-{mode}"), own_pools=mode,
+                               clips_dir=clips_dir, workers=workers, **env):
+        svc.mode, svc.store_db, svc.redis = mode, store_db, redis
         yield svc
-    finally:
-        for w in svc.workers:
-            w.stop()
-        svc.serve.stop()
-        for pid in ids.values():
-            for hook in ls.webhooks.list(project=pid):
-                if hook.url.startswith(svc.url):
-                    ls.webhooks.delete(hook.id)
-        for role in ("expert", "crowd"):
-            ls.projects.delete(ids[role])
 
 
 @pytest.fixture(scope="module")
