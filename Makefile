@@ -2,8 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the browser test needs (the annotator's UI in headless Chromium).
-DEB_TEST := chromium
+# Debian packages the tests need: the browser test (the annotator's UI in headless Chromium), and the
+# ML backend's real-speech corpus (sox with its MP3/Ogg formats, espeak-ng; scripts/local/corpus.py).
+DEB_TEST := chromium sox libsox-fmt-all espeak-ng
 
 .PHONY: install ls-env vllm-env test-deps test test-unit demo demo-stop clean
 

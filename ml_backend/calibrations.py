@@ -7,12 +7,15 @@ replaced atomically, so a reader never sees half a file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from ml_backend.labels import Calibration
+
+log = logging.getLogger("clesc.ml_backend")
 
 
 class CalibrationStore:
@@ -27,7 +30,14 @@ class CalibrationStore:
 
     def calibration(self, project: Any) -> Calibration:
         path = self._path("calibration", project)
-        return Calibration.from_dict(json.loads(path.read_text())) if path.exists() else Calibration()
+        if not path.exists():
+            return Calibration()
+        try:
+            return Calibration.from_dict(json.loads(path.read_text()))
+        except ValueError as e:  # fitted by older rules: the defaults until the next fit
+            log.warning("calibration of project %s not used: %s", project, e)
+            return Calibration()
+
 
     def pairs(self, project: Any) -> dict[str, dict[str, Any]]:
         path = self._path("pairs", project)
