@@ -89,15 +89,15 @@ def _dataset(expert_export, crowd_export, clesc, *, embeddings: bool = True, thr
     """The Dataset from exports, a CLESC file, or the live LS of the settings."""
     from scripts.pools.sources import read_dataset
 
-    client = projects = None
+    client = projects = ls_url = None
     source = "Label Studio"
     if clesc is None and expert_export is None and crowd_export is None:
         settings = _settings()
         client = _client(settings)
-        projects, source = _pool_projects(client, settings), f"Label Studio {settings.ls_url}"
+        projects, source, ls_url = _pool_projects(client, settings), f"Label Studio {settings.ls_url}", settings.ls_url
     try:
         return read_dataset(clesc=clesc, expert_export=expert_export, crowd_export=crowd_export, client=client,
-                            projects=projects, source=source,
+                            projects=projects, source=source, ls_url=ls_url,
                             matcher=_matcher(embeddings, threshold) if clesc is not None else None)
     except ValueError as e:
         raise _fail(str(e)) from None
@@ -116,10 +116,20 @@ def _show_errors(errors, limit: int = 20) -> None:
 @app.command()
 def taxonomy(
     as_json: Annotated[bool, typer.Option("--json", help='Print {"emotion": [W...], "voice": [W...]} (docs/contracts.md).')] = False,
+    write_vectors: Annotated[bool, typer.Option(
+        "--write-vectors", help="Re-embed the pool words into label_config/word_vectors.npz (the judge's word "
+                                "similarity; run after editing taxonomy.yaml).")] = False,
     path: TaxonomyFile = None,
 ) -> None:
     """Show the emotion and voice word pools (families, counts), or print them as JSON."""
     tax = _taxonomy(path)
+    if write_vectors:
+        from scripts.stats.embeddings import WORD_VECTORS, write_word_vectors
+        from webhooks.settings import PROJECT_ROOT
+
+        target = PROJECT_ROOT / "label_config" / WORD_VECTORS
+        typer.echo(f"{write_word_vectors(tax, target)} words -> {target}")
+        return
     if as_json:
         typer.echo(json.dumps(tax.to_contract(), indent=1, ensure_ascii=False))
         return
@@ -377,6 +387,8 @@ def report(
     similarity_sample: Annotated[int, typer.Option(help="Clips sampled for the semantic similarity.", min=10)] = 2000,
     judge: Annotated[bool, typer.Option(help="Run the rules judge where the data carries no verdicts (CLESC files, "
                                              "exports of unjudged projects).")] = True,
+    min_labels: Annotated[int, typer.Option(help="Annotations a worker needs before being ranked by agreement or "
+                                                 "skill (fewer: listed, not ranked).", min=1)] = 5,
 ) -> None:
     """Compare the Expert and Crowd pools: agreement, consensus, vocabulary, cost and time, judge outcomes, workers.
 
@@ -389,7 +401,7 @@ def report(
     ds = _dataset(expert_export, crowd_export, clesc, embeddings=embeddings)
     started = time.monotonic()
     figures, paths = make_report(ds, out, rates=rates(settings), bootstrap=bootstrap, seed=seed, embeddings=embeddings,
-                                 similarity_sample=similarity_sample, judge=judge,
+                                 similarity_sample=similarity_sample, judge=judge, min_labels=min_labels,
                                  progress=lambda msg: typer.echo(f"  {msg}", err=True))
     typer.echo(f"{figures['clips']} clips, expert {figures['expert']['annotations']} and crowd "
                f"{figures['crowd']['annotations']} annotations -> {out} ({len(paths)} files, {time.monotonic() - started:.1f} s)")

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: `clesc` subprocesses, bounded waits, finding a sample clip's task.
+"""Helpers shared by the tests: `clesc` subprocesses, bounded waits, finding a sample clip's task, how the
+browser tests start Debian's Chromium.
 
 Everything here is plain functions and classes (no fixtures: those live in tests/conftest.py).
 """
@@ -6,6 +7,7 @@ Everything here is plain functions and classes (no fixtures: those live in tests
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +20,11 @@ from webhooks.settings import PROJECT_ROOT
 
 CLESC = str(PROJECT_ROOT / ".venv" / "bin" / "clesc")
 SAMPLES = PROJECT_ROOT / "samples" / "clips"
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+"""Debian's chromium (`make test-deps`), driven by Playwright's bundled driver (docs/platform-notes.md)."""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 class Proc:

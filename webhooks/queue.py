@@ -68,6 +68,8 @@ class JobQueue:
             if self._loop_factory is None:
                 raise RuntimeError("this JobQueue only enqueues; jobs run in `clesc worker`")
             self._loop = self._loop_factory()
+            if getattr(self._loop, "requeue", False) is None:
+                self._loop.requeue = self.judge  # tasks to judge again go back to the queue
         return self._loop
 
     def judge(self, project_id: int, task_id: int) -> None:

@@ -47,7 +47,8 @@ class Settings:
     service_url: str
     judge: str
     reject_on: tuple[str, ...] | None  # None: the judge policy's default
-    minority_attributes_to_reject: int
+    review_min_confidence: float
+    auto_apply_confidence: float | None  # None: ops decide every rejection (with apply_rejections=review)
     apply_rejections: str
     cancel_on_uphold: bool
     max_body_bytes: int
@@ -74,7 +75,8 @@ class Settings:
     vllm_venv: Path
     ls_document_root: Path | None = None
     sync_reference_prediction: bool = False
-    rates: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    rates: dict[str, dict[str, float | bool | None]] = field(default_factory=dict)
+    """pool -> per_hour, per_annotation and per_hour_placeholder (CLESC_RATE_<POOL>_PER_HOUR unset: the default)."""
     currency: str = "USD"
     pool_projects: dict[str, str] = field(default_factory=lambda: {pool: pool.capitalize() for pool in POOLS})
 
@@ -111,6 +113,12 @@ class Settings:
                 raise ValueError(f"{name} must be >= 0, got {raw!r}")
             return value
 
+        def fraction(name: str, default: float | None) -> float | None:
+            value = number(name, default)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"{name} must be a number in (0, 1], got {env.get(name)!r}")
+            return value
+
         def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
             value = (env.get(name) or default).strip().lower()
             if value not in allowed:
@@ -141,7 +149,8 @@ class Settings:
             service_url=(env.get("CLESC_SERVICE_URL") or f"http://{service_host}:{service_port}").rstrip("/"),
             judge=choice("CLESC_JUDGE", "rules", ("rules", "llm")),
             reject_on=reject_on,
-            minority_attributes_to_reject=integer("CLESC_MINORITY_ATTRIBUTES_TO_REJECT", 3, 1),
+            review_min_confidence=fraction("CLESC_REVIEW_MIN_CONFIDENCE", 0.5),
+            auto_apply_confidence=fraction("CLESC_AUTO_APPLY_CONFIDENCE", None),
             apply_rejections=choice("CLESC_APPLY_REJECTIONS", "review", ("review", "auto")),
             cancel_on_uphold=_flag(env.get("CLESC_CANCEL_ON_UPHOLD"), default=True),
             max_body_bytes=integer("CLESC_MAX_BODY_BYTES", 1_000_000, 1024),
@@ -170,7 +179,8 @@ class Settings:
             sync_reference_prediction=_flag(env.get("CLESC_SYNC_REFERENCE_PREDICTION")),
             rates={
                 pool: {"per_hour": number(f"CLESC_RATE_{pool.upper()}_PER_HOUR", per_hour),
-                       "per_annotation": number(f"CLESC_RATE_{pool.upper()}_PER_ANNOTATION", None)}
+                       "per_annotation": number(f"CLESC_RATE_{pool.upper()}_PER_ANNOTATION", None),
+                       "per_hour_placeholder": not (env.get(f"CLESC_RATE_{pool.upper()}_PER_HOUR") or "").strip()}
                 for pool, per_hour in DEFAULT_RATES_PER_HOUR.items()
             },
             currency=(env.get("CLESC_CURRENCY") or "USD").strip(),

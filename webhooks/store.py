@@ -1,4 +1,5 @@
-"""The durable store: webhook events, annotation versions seen, verdicts, review tasks, pool projects, syncs.
+"""The durable store: webhook events, annotation versions seen, verdicts, review tasks, pool projects, syncs,
+and the annotators' skills with the evidence of each judged annotation.
 
 SQLAlchemy Core on SQLite (a file, embedded) or PostgreSQL (by URL). Nothing here holds a secret:
 events keep an allow-listed copy of the annotation, never the project object LS sends.
@@ -17,6 +18,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -32,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+
+from webhooks.judge.reliability import Evidence, Skill
 
 metadata = MetaData()
 
@@ -87,10 +92,41 @@ reviews = Table(
     Column("project_id", Integer, nullable=False),
     Column("task_id", Integer, nullable=False),
     Column("annotation_id", Integer, nullable=False),
-    Column("decision", String(16)),  # None | uphold | overturn
+    Column("decision", String(16)),  # None | uphold | overturn | auto (applied without ops) | withdrawn
     Column("decided_at", DateTime(timezone=True)),
     Column("applied", Boolean, nullable=False, default=False),
     UniqueConstraint("project_id", "annotation_id", "review_key"),
+)
+
+_EVIDENCE_COLUMNS = ("annotations", "random", "defects", "weight_pace", "weight_pitch", "weight_volume",
+                     "agree_pace", "agree_pitch", "agree_volume")
+"""webhooks.judge.reliability.Evidence as columns: summed with UPDATE ... SET c = c + delta (no lost update)."""
+
+
+def _evidence_columns() -> list[Column]:
+    return [Column(c, Float, nullable=False, default=0.0) for c in _EVIDENCE_COLUMNS]
+
+
+annotation_evidence = Table(
+    "annotation_evidence", metadata,  # what each judged annotation says about its annotator
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
+    Column("annotation_id", Integer, primary_key=True, autoincrement=False),
+    Column("task_id", Integer, nullable=False),
+    Column("annotator", Integer, nullable=False),
+    Column("confidence", Float, nullable=False, default=0.0),
+    Column("decision", String(16)),  # None | uphold | overturn | auto (applied without ops) | withdrawn: ops replaced the judge's guess
+    *_evidence_columns(),
+    Index("annotation_evidence_by_annotator", "project_id", "annotator"),
+)
+
+annotator_skills = Table(
+    "annotator_skills", metadata,  # the sums of annotation_evidence per annotator, and when they last moved
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
+    Column("annotator", Integer, primary_key=True, autoincrement=False),
+    *_evidence_columns(),
+    Column("snapshot_annotations", Float, nullable=False, default=0.0),
+    Column("snapshot_random", Float, nullable=False, default=0.0),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 sync_runs = Table(
@@ -230,11 +266,32 @@ class Store:
             row = c.execute(select(reviews).where(reviews.c.review_task_id == review_task_id)).first()
         return dict(row._mapping) if row else None
 
-    def add_review(self, review_key: str, review_task_id: int, project_id: int, task_id: int, annotation_id: int) -> None:
+    def add_review(self, review_key: str, review_task_id: int | None, project_id: int, task_id: int, annotation_id: int,
+                   decision: str | None = None) -> None:
+        """A rejection sent to ops (`review_task_id`), or applied at once (`decision="auto"`, no review task)."""
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(reviews).values(review_key=review_key, review_task_id=review_task_id,
+                                                 project_id=project_id, task_id=task_id, annotation_id=annotation_id,
+                                                 decision=decision, decided_at=now() if decision else None,
+                                                 applied=decision is not None))
+        except IntegrityError:  # recorded by an earlier run of the same job, or withdrawn and proposed again
+            with self.engine.begin() as c:
+                c.execute(update(reviews).where(reviews.c.review_key == review_key,
+                                                reviews.c.decision == "withdrawn").values(
+                    review_task_id=review_task_id, decision=decision, decided_at=now() if decision else None,
+                    applied=decision is not None))
+
+    def open_reviews(self, project_id: int, task_id: int) -> list[dict[str, Any]]:
+        """The review rows of a pool task that ops have not decided yet."""
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(select(reviews).where(
+                reviews.c.project_id == project_id, reviews.c.task_id == task_id, reviews.c.decision.is_(None)))]
+
+    def withdraw_review(self, review_key: str) -> None:
         with self.engine.begin() as c:
-            c.execute(insert(reviews).values(review_key=review_key, review_task_id=review_task_id,
-                                             project_id=project_id, task_id=task_id, annotation_id=annotation_id,
-                                             applied=False))
+            c.execute(update(reviews).where(reviews.c.review_key == review_key).values(
+                decision="withdrawn", decided_at=now()))
 
     def decide_review(self, review_task_id: int, decision: str) -> None:
         with self.engine.begin() as c:
@@ -267,6 +324,115 @@ class Store:
             c.execute(insert(sync_runs).values(expert_project=expert_project, crowd_project=crowd_project,
                                                started_at=started_at))
 
+    # annotator skills
+    def skills(self, project_id: int, annotators: Iterable[int]) -> dict[int, Skill]:
+        """The stored skill of each annotator (the prior for one never judged)."""
+        wanted = sorted({a for a in annotators if a is not None})
+        out = {a: Skill() for a in wanted}
+        if not wanted:
+            return out
+        with self.engine.connect() as c:
+            for row in c.execute(select(annotator_skills).where(annotator_skills.c.project_id == project_id,
+                                                                annotator_skills.c.annotator.in_(wanted))):
+                out[row.annotator] = Skill(_evidence(row))
+        return out
+
+    def evidence(self, project_id: int, annotation_ids: Iterable[int]) -> dict[int, Evidence]:
+        """What each annotation counts for in its annotator's skill now (after an ops decision, the decision)."""
+        ids = sorted(set(annotation_ids))
+        if not ids:
+            return {}
+        with self.engine.connect() as c:
+            return {r.annotation_id: _evidence(r) for r in c.execute(select(annotation_evidence).where(
+                annotation_evidence.c.project_id == project_id, annotation_evidence.c.annotation_id.in_(ids)))}
+
+    def record_evidence(self, project_id: int, task_id: int, rows: Iterable[tuple[int, int, Evidence, float]],
+                        live: Iterable[int]) -> dict[int, str]:
+        """Store what a task's judged annotations (annotation id, annotator, evidence, confidence) say about their
+        annotators, replacing what they said before, and drop what annotations no longer live said (unless ops
+        decided on them: a decision stays evidence). The annotators' skills move by the difference, atomically.
+
+        Returns the annotators whose skill moved enough to judge their other tasks again: annotator -> "flag"
+        or "skill" (webhooks.judge.reliability.Skill.moved).
+        """
+        rows, live = list(rows), set(live)
+        deltas: dict[int, Evidence] = {}
+        with self.engine.begin() as c:
+            old = {r.annotation_id: r for r in c.execute(select(annotation_evidence).where(
+                annotation_evidence.c.project_id == project_id, annotation_evidence.c.task_id == task_id))}
+            for aid, annotator, ev, confidence in rows:
+                before = old.get(aid)
+                counted = ev
+                if before is not None and before.decision:
+                    counted = _evidence(before)  # the ops decision stands; the judge's new guess does not count
+                delta = counted - (_evidence(before) if before is not None else Evidence())
+                values = {"task_id": task_id, "annotator": annotator, "confidence": confidence,
+                          **dict(zip(_EVIDENCE_COLUMNS, _as_columns(counted)))}
+                if before is None:
+                    c.execute(insert(annotation_evidence).values(project_id=project_id, annotation_id=aid, **values))
+                else:
+                    c.execute(update(annotation_evidence).where(annotation_evidence.c.project_id == project_id,
+                                                                annotation_evidence.c.annotation_id == aid).values(**values))
+                deltas[annotator] = deltas.get(annotator, Evidence()) + delta
+            for aid, before in old.items():
+                if aid not in live and not before.decision and aid not in {r[0] for r in rows}:
+                    c.execute(annotation_evidence.delete().where(annotation_evidence.c.project_id == project_id,
+                                                                 annotation_evidence.c.annotation_id == aid))
+                    deltas[before.annotator] = deltas.get(before.annotator, Evidence()) - _evidence(before)
+            return self._add_skills(c, project_id, deltas)
+
+    def decide_evidence(self, project_id: int, annotation_id: int, decision: str, random: bool) -> dict[int, str]:
+        """An ops decision on a rejection replaces the judge's guess in the annotator's skill: upheld counts as
+        random (when the rejection was for randomness: `random`), overturned as honest. Returns what moved."""
+        with self.engine.begin() as c:
+            row = c.execute(select(annotation_evidence).where(annotation_evidence.c.project_id == project_id,
+                                                              annotation_evidence.c.annotation_id == annotation_id)).first()
+            if row is None:
+                return {}
+            judged = _evidence(row)
+            decided = judged.decided(upheld=decision == "uphold") if random or decision == "overturn" else judged
+            c.execute(update(annotation_evidence).where(annotation_evidence.c.project_id == project_id,
+                                                        annotation_evidence.c.annotation_id == annotation_id).values(
+                decision=decision, **dict(zip(_EVIDENCE_COLUMNS, _as_columns(decided)))))
+            return self._add_skills(c, project_id, {row.annotator: decided - judged})
+
+    def _add_skills(self, c, project_id: int, deltas: dict[int, Evidence]) -> dict[int, str]:
+        moved: dict[int, str] = {}
+        for annotator, delta in sorted(deltas.items()):
+            values = dict(zip(_EVIDENCE_COLUMNS, _as_columns(delta)))
+            done = c.execute(update(annotator_skills).where(
+                annotator_skills.c.project_id == project_id, annotator_skills.c.annotator == annotator).values(
+                updated_at=now(), **{k: getattr(annotator_skills.c, k) + v for k, v in values.items()}))
+            if done.rowcount == 0:
+                c.execute(insert(annotator_skills).values(project_id=project_id, annotator=annotator, updated_at=now(),
+                                                          snapshot_annotations=0.0, snapshot_random=0.0, **values))
+            row = c.execute(select(annotator_skills).where(annotator_skills.c.project_id == project_id,
+                                                           annotator_skills.c.annotator == annotator)).first()
+            skill = Skill(_evidence(row))
+            snapshot = Skill(Evidence(row.snapshot_annotations, row.snapshot_random))
+            how = skill.moved(snapshot)
+            if how:
+                moved[annotator] = how
+                c.execute(update(annotator_skills).where(
+                    annotator_skills.c.project_id == project_id, annotator_skills.c.annotator == annotator).values(
+                    snapshot_annotations=row.annotations, snapshot_random=row.random))
+        return moved
+
+    def tasks_to_rejudge(self, project_id: int, annotator: int, how: str, low: float, high: float) -> list[int]:
+        """The annotator's tasks whose verdict may change now: all of them when the flag changed ("flag"),
+        else those with a confidence between `low` and `high`."""
+        query = select(annotation_evidence.c.task_id).where(annotation_evidence.c.project_id == project_id,
+                                                            annotation_evidence.c.annotator == annotator)
+        if how != "flag":
+            query = query.where(annotation_evidence.c.confidence >= low, annotation_evidence.c.confidence <= high)
+        with self.engine.connect() as c:
+            return sorted(set(c.scalars(query)))
+
+    def all_skills(self, project_id: int) -> dict[int, Skill]:
+        with self.engine.connect() as c:
+            return {r.annotator: Skill(_evidence(r)) for r in c.execute(
+                select(annotator_skills).where(annotator_skills.c.project_id == project_id))}
+
     def dump_text(self) -> str:
         """Every row of every table as text (tests grep it for secrets)."""
         out = []
@@ -275,6 +441,15 @@ class Store:
                 for row in c.execute(select(table)):
                     out.append(json.dumps(dict(row._mapping), default=str))
         return "\n".join(out)
+
+
+def _evidence(row: Any) -> Evidence:
+    return Evidence(row.annotations, row.random, (row.weight_pace, row.weight_pitch, row.weight_volume),
+                    (row.agree_pace, row.agree_pitch, row.agree_volume), row.defects)
+
+
+def _as_columns(ev: Evidence) -> tuple[float, ...]:
+    return (ev.annotations, ev.random, ev.defects, *ev.weight, *ev.agree)
 
 
 def _ts(value: datetime) -> float:

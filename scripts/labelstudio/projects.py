@@ -99,6 +99,18 @@ def ensure_pools(client: LabelStudio, overlap: int, *, with_review: bool = False
     return out
 
 
+REVIEW_VIEW = "By confidence"
+"""The Review project's Data Manager tab listing proposed rejections surest first."""
+
+
+def ensure_review_view(client: LabelStudio, project_id: int) -> bool:
+    """The Review project's tab ordered by the judge's confidence, most certain first; True if created now."""
+    if any((getattr(v, "data", None) or {}).get("title") == REVIEW_VIEW for v in client.views.list(project=project_id)):
+        return False
+    client.views.create(project=project_id, data={"title": REVIEW_VIEW, "ordering": ["-tasks:data.confidence"]})
+    return True
+
+
 def import_folder(client: LabelStudio, project_id: int, folder: Path, *, timeout: float = 120.0) -> int:
     """Import every audio file of `folder` through LS local-files storage; return the project's task count.
 

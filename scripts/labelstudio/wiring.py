@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from label_studio_sdk import LabelStudio
 
-from scripts.labelstudio.projects import ensure_pools, ensure_webhook
+from label_config.schema import REVIEW
+from scripts.labelstudio.projects import REVIEW_VIEW, ensure_pools, ensure_review_view, ensure_webhook
 from webhooks.app import SECRET_HEADER
 from webhooks.settings import Settings
 from webhooks.store import Store
@@ -27,5 +28,7 @@ def setup(settings: Settings, client: LabelStudio | None = None, echo: Callable[
         state = ensure_webhook(client, project.id, url, {SECRET_HEADER: settings.webhook_secret})
         echo(f"{project.title:7s} project {project.id}: {'created' if project.created else 'exists'}; "
              f"webhook -> {url}: {state}")
+    if ensure_review_view(client, projects[REVIEW].id):
+        echo(f"Review  tab {REVIEW_VIEW!r}: the proposed rejections, surest first")
     Store(settings.database_url).set_projects((p.id, role, p.title) for role, p in projects.items())
     return {role: p.id for role, p in projects.items()}

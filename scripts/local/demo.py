@@ -212,7 +212,8 @@ def sync_and_report(client: LabelStudio, settings: Settings, projects: dict[str,
     pools = {pool: projects[pool] for pool in POOLS}
     echo("\nSync: " + sync(client, pools, Store(settings.database_url), reference_prediction=True).summary())
     out = settings.home / "report"
-    figures, _ = make_report(from_label_studio(client, pools, source=f"Label Studio {settings.ls_url}"), out,
+    figures, _ = make_report(from_label_studio(client, pools, source=f"Label Studio {settings.ls_url}",
+                                               ls_url=settings.ls_url), out,
                              rates=rates(settings))
     for pool in POOLS:
         f = figures[pool]

@@ -48,7 +48,8 @@ class Annotation:
     """One annotator's label of one clip, in one pool.
 
     `verdict` is the judge's: "accept", "reject" or None (not judged); `reasons` its reason codes.
-    `task_id`, `annotation_id` and `lead_time` (seconds) are known for LS data only.
+    `task_id`, `annotation_id`, `lead_time` (seconds) and the LS times (`created_at`, `updated_at`,
+    ISO strings) are known for LS data only.
     """
 
     pool: str
@@ -60,6 +61,8 @@ class Annotation:
     task_id: int | None = None
     annotation_id: int | None = None
     lead_time: float | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -77,6 +80,26 @@ class Clip:
     status: dict[str, str] = field(default_factory=dict)
     consensus: dict[str, dict[str, Any]] = field(default_factory=dict)
     measures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An ops decision on a proposed rejection (label_config.meta, `decisions` of the pool task's meta).
+
+    `worker` is the annotator's name where the data tells it: an upheld annotation may be cancelled in
+    LS and so absent from the task's annotations; then it is None unless the decision names the annotator.
+    """
+
+    pool: str
+    clip: str
+    task_id: int | None
+    annotation_id: int
+    decision: str
+    worker: str | None = None
+    reasons: tuple[str, ...] = ()
+    decided_at: str | None = None
+    annotation_present: bool = True
+    """Whether the annotation is among the data's (not cancelled) annotations."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,15 @@ class Dataset:
     source: str = ""
     judged: bool = False
     """True when the verdicts come from the judge that ran on this data (LS meta), not computed here."""
+    reliability: dict[str, dict[str, float]] = field(default_factory=dict)
+    """pool -> worker -> the judge's estimate of the share of their work that is honest (where known)."""
+    decisions: list[Decision] = field(default_factory=list)
+    emails: dict[str, str] = field(default_factory=dict)
+    """worker -> the LS user's e-mail, where known (a live LS; CLESC workers keep their worker id)."""
+    ls_url: str | None = None
+    """The Label Studio the data was read from (a live LS), for links to its tasks."""
+    projects: dict[str, int] = field(default_factory=dict)
+    """pool -> LS project id, where known (a live LS)."""
 
     def clip(self, key: str) -> Clip:
         found = self.clips.get(key)

@@ -36,8 +36,10 @@ from label_config.schema import POOLS
 from label_config.taxonomy import Taxonomy, load_taxonomy
 from scripts.labelstudio.projects import AUDIO_SUFFIXES, list_tasks
 from scripts.pools.dataset import (
+    WORKER_EMAIL_DOMAIN,
     Annotation,
     Dataset,
+    Decision,
     RowError,
     collector_paused,
     worker_name,
@@ -145,7 +147,8 @@ def _measures(task: Mapping[str, Any]) -> dict[str, Any]:
     if not preds:
         return {}
     pred = max(preds, key=lambda p: (str(p.get("created_at") or ""), p.get("id") or 0))
-    out: dict[str, Any] = {"model_version": pred.get("model_version"), "score": pred.get("score")}
+    out: dict[str, Any] = {"model_version": pred.get("model_version"), "score": pred.get("score"),
+                           "created_at": pred.get("created_at")}
     for item in pred.get("result") or []:
         if not isinstance(item, Mapping):
             continue
@@ -162,7 +165,9 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
     """Add one pool's tasks (standard LS JSON export objects, or tasks read from the API) to `ds`.
 
     Cancelled (skipped) annotations are left out; an annotation that does not parse is a RowError.
-    Verdicts come from the judge's task meta (label_config.meta) when present (then `ds.judged` is set).
+    Verdicts come from the judge's task meta (label_config.meta) when present (then `ds.judged` is set),
+    and so do the ops decisions on its rejections (`ds.decisions`, also for annotations LS no longer lists).
+    Annotators are named by `worker_name`; the e-mails of those that are not CLESC workers go to `ds.emails`.
     """
     tax = taxonomy or load_taxonomy()
     emails = emails or {}
@@ -186,26 +191,52 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
         measures = _measures(task)
         if measures:
             clip.measures[pool] = measures
+        workers: dict[int, str] = {}  # annotation id -> worker, cancelled annotations too
+        present: set[int] = set()
         for ann in task.get("annotations") or []:
-            if not isinstance(ann, Mapping) or ann.get("was_cancelled"):
+            if not isinstance(ann, Mapping):
+                continue
+            user = user_id(ann.get("completed_by"))
+            email = ann["completed_by"].get("email") if isinstance(ann.get("completed_by"), Mapping) else None
+            email = email or emails.get(user)
+            worker = worker_name(user, email)
+            if email and not email.endswith("@" + WORKER_EMAIL_DOMAIN):
+                ds.emails.setdefault(worker, email)
+            aid = ann.get("id")
+            if isinstance(aid, int):
+                workers[aid] = worker
+            if ann.get("was_cancelled"):
                 continue
             try:
                 record = parse_annotation(ann, tax)
             except InvalidLabel as e:
                 ds.errors.append(RowError(f"{pool} task {tid}", str(e)))
                 continue
-            user = user_id(ann.get("completed_by"))
-            email = ann["completed_by"].get("email") if isinstance(ann.get("completed_by"), Mapping) else None
-            aid = ann.get("id")
             verdict = None
-            if judged is not None and isinstance(aid, int):
-                verdict = "reject" if aid in judged.rejected else "accept"
+            if isinstance(aid, int):
+                present.add(aid)
+                if judged is not None:
+                    verdict = "reject" if aid in judged.rejected else "accept"
+                    if aid in judged.reliability:
+                        ds.reliability.setdefault(pool, {})[worker] = judged.reliability[aid]
             ds.annotations.append(Annotation(
-                pool, key, worker_name(user, email or emails.get(user)), record,
+                pool, key, worker, record,
                 verdict=verdict, reasons=judged.reason_codes(aid) if verdict == "reject" else (),
                 task_id=tid if isinstance(tid, int) else None, annotation_id=aid if isinstance(aid, int) else None,
-                lead_time=record.lead_time,
+                lead_time=record.lead_time, created_at=_text(ann.get("created_at")),
+                updated_at=_text(ann.get("updated_at")),
             ))
+        for d in judged.decisions if judged is not None else ():
+            aid = d["annotation_id"]
+            annotator = user_id(d.get("annotator"))
+            worker = workers.get(aid) or (worker_name(annotator, emails.get(annotator)) if annotator is not None else None)
+            ds.decisions.append(Decision(
+                pool, key, tid if isinstance(tid, int) else None, aid, d["decision"], worker,
+                reasons=tuple(d["reasons"]), decided_at=d["decided_at"] or None, annotation_present=aid in present))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def from_exports(expert: str | Path, crowd: str | Path, *, taxonomy: Taxonomy | None = None) -> Dataset:
@@ -232,9 +263,12 @@ def user_emails(client: Any) -> dict[int, str]:
 
 
 def from_label_studio(client: Any, projects: Mapping[str, int], *, taxonomy: Taxonomy | None = None,
-                      source: str = "Label Studio") -> Dataset:
-    """A Dataset from the live Expert and Crowd projects (`projects`: pool -> LS project id)."""
-    ds = Dataset(source=source)
+                      source: str = "Label Studio", ls_url: str | None = None) -> Dataset:
+    """A Dataset from the live Expert and Crowd projects (`projects`: pool -> LS project id).
+
+    `ls_url`, the Label Studio as its users reach it, is kept with the project ids for links to the tasks.
+    """
+    ds = Dataset(source=source, ls_url=ls_url.rstrip("/") if ls_url else None, projects=dict(projects))
     emails = user_emails(client)
     for pool in POOLS:
         add_ls_tasks(ds, pool, read_project(client, projects[pool]), emails=emails, taxonomy=taxonomy)
@@ -243,7 +277,7 @@ def from_label_studio(client: Any, projects: Mapping[str, int], *, taxonomy: Tax
 
 def read_dataset(*, clesc: Path | None = None, expert_export: Path | None = None, crowd_export: Path | None = None,
                  client: Any = None, projects: Mapping[str, int] | None = None, source: str = "Label Studio",
-                 matcher: Matcher | None = None) -> Dataset:
+                 matcher: Matcher | None = None, ls_url: str | None = None) -> Dataset:
     """The Dataset from a CLESC file, from the two pools' LS exports, or from a live LS (`client`, `projects`).
 
     ValueError when the sources given do not make one of these.
@@ -258,7 +292,7 @@ def read_dataset(*, clesc: Path | None = None, expert_export: Path | None = None
         return from_exports(expert_export, crowd_export)
     if client is None or projects is None:
         raise ValueError("no source: give a CLESC file, two LS exports, or a Label Studio")
-    return from_label_studio(client, projects, source=source)
+    return from_label_studio(client, projects, source=source, ls_url=ls_url)
 
 
 # --- manifests and folders of clips ---------------------------------------------------------

@@ -1,23 +1,17 @@
 """The rules judge's verdicts on a Dataset that carries none (a CLESC file, exports of unjudged projects).
 
-So the report's judge section says what the judge would reject. Large datasets are judged in one
-process per core.
+So the report's judge section says what the judge would reject. Each pool is judged as one batch: the
+annotators' skills are estimated from all of the pool's clips (webhooks/judge/rules.py `judge_tasks`),
+as `clesc judge` does for an export, and kept in `Dataset.reliability`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Any
 
 from label_config.schema import POOLS
 from scripts.pools.dataset import Annotation, Dataset, collector_paused
-
-_JUDGE_WORK: list[tuple[str, str, list[Annotation]]] = []
-"""The (pool, clip, annotations) a forked judge process reads (inherited, not pickled)."""
-
-PARALLEL_FROM = 20_000
-"""Tasks from which the rules judge runs in one process per core."""
 
 
 def _default_judge() -> Any:
@@ -29,64 +23,33 @@ def _default_judge() -> Any:
     return _default_judge.judge
 
 
-def _judge_slice(bounds: tuple[int, int], judge: Any = None) -> list[tuple[str, dict[str, Any], list[tuple[str, ...] | None]]]:
-    """Verdicts on _JUDGE_WORK[start:end]: per task its status, consensus and, per annotation, the
-    reason codes of a rejection (None: accepted)."""
-    if judge is None:
-        judge = _default_judge()
-    out = []
-    for _pool, _key, anns in _JUDGE_WORK[bounds[0]:bounds[1]]:
-        workers = {w: n for n, w in enumerate(sorted({a.worker for a in anns}), start=1)}
-        records = [replace(a.record, annotation_id=i, annotator=workers[a.worker]) for i, a in enumerate(anns)]
-        verdict = judge.judge_records(None, records)
-        by_index = {v.annotation_id: v for v in verdict.annotations}
-        out.append((verdict.status, verdict.to_json()["consensus"],
-                    [tuple(r.code for r in by_index[i].reasons) if i in by_index and by_index[i].rejected else None
-                     for i in range(len(anns))]))
-    return out
-
-
-def with_rules_verdicts(ds: Dataset, judge: Any = None, processes: int | None = None) -> Dataset:
+def with_rules_verdicts(ds: Dataset, judge: Any = None) -> Dataset:
     """`ds` with the rules judge's verdicts on every clip of each pool, where the data brought none.
 
-    For CLESC files and exports of projects the judge never saw, so the report's judge section
-    says what the judge would reject. The judge sees the records with their index as a stand-in id.
-    From PARALLEL_FROM tasks on it runs in `processes` forked processes (default: one per core).
+    The judge sees each annotation by its index as a stand-in id and its worker as the annotator.
     """
-    global _JUDGE_WORK
     if ds.judged:
         return ds
-    work = [(pool, key, anns) for pool in POOLS for key, anns in ds.by_clip(pool).items()]
-    processes = processes or os.cpu_count() or 1
-    if judge is None and processes > 1 and len(work) >= PARALLEL_FROM and hasattr(os, "fork"):
-        import multiprocessing
-
-        step = -(-len(work) // (processes * 4))
-        _JUDGE_WORK = work
-        try:
-            with multiprocessing.get_context("fork").Pool(processes) as pool:
-                results = [r for part in pool.map(_judge_slice, [(i, i + step) for i in range(0, len(work), step)])
-                           for r in part]
-        finally:
-            _JUDGE_WORK = []
-    else:
-        _JUDGE_WORK = work
-        try:
-            results = _judge_slice((0, len(work)), judge)
-        finally:
-            _JUDGE_WORK = []
-    out = Dataset(clips=ds.clips, errors=ds.errors, source=ds.source, judged=False)
-    with collector_paused():
-        _add_verdicts(out, work, results)
+    judge = judge or _default_judge()
+    out = replace(ds, annotations=[], judged=False, reliability={})
+    for pool in POOLS:
+        work = list(ds.by_clip(pool).items())
+        tasks = [(None, [replace(a.record, annotation_id=i, annotator=a.worker) for i, a in enumerate(anns)])
+                 for _, anns in work]
+        verdicts, skills = judge.judge_tasks(tasks)
+        out.reliability[pool] = {worker: round(skill.reliability, 4) for worker, skill in skills.items()}
+        with collector_paused():
+            for (key, anns), verdict in zip(work, verdicts):
+                clip = out.clips[key]
+                clip.status.setdefault(pool, verdict.status)
+                clip.consensus.setdefault(pool, verdict.to_json()["consensus"])
+                by_index = {v.annotation_id: v for v in verdict.annotations}
+                for i, a in enumerate(anns):
+                    v = by_index.get(i)
+                    rejected = v is not None and v.rejected
+                    out.annotations.append(Annotation(
+                        a.pool, a.clip, a.worker, a.record, verdict="reject" if rejected else "accept",
+                        reasons=tuple(r.code for r in v.reasons) if rejected else (), task_id=a.task_id,
+                        annotation_id=a.annotation_id, lead_time=a.lead_time,
+                        created_at=a.created_at, updated_at=a.updated_at))
     return out
-
-
-def _add_verdicts(out: Dataset, work: list[tuple[str, str, list[Annotation]]], results: list) -> None:
-    for (pool, key, anns), (status, consensus, rejections) in zip(work, results):
-        clip = out.clips[key]
-        clip.status.setdefault(pool, status)
-        clip.consensus.setdefault(pool, consensus)
-        for a, codes in zip(anns, rejections):
-            out.annotations.append(Annotation(
-                a.pool, a.clip, a.worker, a.record, verdict="accept" if codes is None else "reject",
-                reasons=codes or (), task_id=a.task_id, annotation_id=a.annotation_id, lead_time=a.lead_time))

@@ -21,18 +21,21 @@ def rates(settings: Any) -> dict[str, Any]:
 
 def make_report(ds: Any, out: Path, *, rates: Mapping[str, Any] | None = None, bootstrap: int = 1000, seed: int = 0,
                 embeddings: bool = True, similarity_sample: int = 2000, judge: bool = True,
-                progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[Path]]:
+                progress: Callable[[str], None] | None = None, min_labels: int | None = None,
+                generated_at: str | None = None) -> tuple[dict[str, Any], list[Path]]:
     """(figures, files written) for the Dataset `ds`, into the folder `out`.
 
     `judge`: run the rules judge where the data carries no verdicts (a CLESC file, exports of unjudged
     projects); `embeddings`: the semantic similarity of the pools' words (all-MiniLM-L6-v2) on a
-    sample of `similarity_sample` clips.
+    sample of `similarity_sample` clips; `min_labels`: annotations a worker needs to be ranked
+    (default figures.MIN_LABELS_TO_RANK); `generated_at`: the report's time (default now, UTC).
     """
     import gc
+    from datetime import datetime, timezone
     from functools import partial
 
     from scripts.pools.verdicts import with_rules_verdicts
-    from scripts.report.figures import build_report
+    from scripts.report.figures import MIN_LABELS_TO_RANK, build_report
     from scripts.report.page import write_report
 
     similarity = None
@@ -42,5 +45,7 @@ def make_report(ds: Any, out: Path, *, rates: Mapping[str, Any] | None = None, b
         similarity = partial(pool_similarity, sample=similarity_sample, seed=seed)
     ds = with_rules_verdicts(ds) if judge else ds
     gc.freeze()  # the data is kept to the end: the collector need not walk its million objects again
-    figures = build_report(ds, rates=rates, bootstrap=bootstrap, seed=seed, similarity=similarity, progress=progress)
+    figures = build_report(ds, rates=rates, bootstrap=bootstrap, seed=seed, similarity=similarity, progress=progress,
+                           min_labels=MIN_LABELS_TO_RANK if min_labels is None else min_labels,
+                           generated_at=generated_at or datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return figures, write_report(figures, out)

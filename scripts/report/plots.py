@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from label_config.schema import CATEGORICAL, POOLS, WORD_KINDS  # noqa: E402
+from scripts.stats.intervals import MIN_CLIPS_FOR_BOOTSTRAP  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +86,29 @@ def _plain(text: Any, limit: int = 40) -> str:
 
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI, format="png")
+    fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight")  # "tight": legends outside the axes too
     return path
 
 
-def _plot_agreement(report: Mapping, path: Path) -> Path | None:
-    """Fleiss' kappa (pace/pitch/volume) and Krippendorff's alpha (all five) per pool, with CIs."""
+def _integer_ticks(axis: Any) -> None:
+    """Counts have whole-number ticks only."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend_outside(ax: Any, **kwargs: Any) -> None:
+    """The legend to the right of the axes, never over the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0, **kwargs)
+
+
+def _agreement_title(report: Mapping) -> str:
+    clips = [n for pool in POOLS for attr in CATEGORICAL
+             if (n := number(get(report, pool, "agreement", attr, "clips"))) is not None]
+    few = bool(clips) and min(clips) < MIN_CLIPS_FOR_BOOTSTRAP
+    return ("Agreement within each pool (95% bootstrap CI" + (f"; none under {MIN_CLIPS_FOR_BOOTSTRAP} clips)" if few else ")"))
+
+
+def _plot_agreement(report: Mapping, path: Path, title: str) -> Path | None:
+    """Fleiss' kappa (pace/pitch/volume) and Krippendorff's alpha (all five) per pool, with CIs; one y axis."""
     panels = [("fleiss_kappa", "Fleiss' kappa", CATEGORICAL), ("krippendorff_alpha", "Krippendorff's alpha", CATEGORICAL + WORD_KINDS)]
     data = {}
     for metric, _, attrs in panels:
@@ -99,9 +119,10 @@ def _plot_agreement(report: Mapping, path: Path) -> Path | None:
                     data[metric, pool, attr] = (v, interval(get(report, pool, "agreement", attr, "ci", metric)))
     if not data:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 5]})
+    low = min([-0.1] + [min(v, ci[0] if ci else v) for v, ci in data.values()])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 5]}, sharey=True)
     width = 0.38
-    for ax, (metric, title, attrs) in zip(axes, panels):
+    for ax, (metric, panel, attrs) in zip(axes, panels):
         x = np.arange(len(attrs))
         for k, pool in enumerate(POOLS):
             vals, lows, highs = [], [], []
@@ -113,16 +134,19 @@ def _plot_agreement(report: Mapping, path: Path) -> Path | None:
             ax.bar(x + (k - 0.5) * width, vals, width, yerr=[lows, highs], capsize=3, label=pool, color=COLOURS[pool])
         ax.set_xticks(x, attrs)
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_title(title)
-        ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.0)
+        ax.set_title(panel)
+        ax.set_ylim(low - 0.05, 1.05)
         ax.grid(axis="y", alpha=0.3)
-    axes[1].text(0.99, 0.97, "emotion, voice: MASI distance", transform=axes[1].transAxes, ha="right", va="top", fontsize=8, color="grey")
-    axes[0].legend()
-    fig.suptitle("Agreement within each pool (95% CI)")
+    axes[1].set_xlabel("emotion, voice: MASI distance", fontsize=8, color="grey")
+    _legend_outside(axes[1])
+    fig.suptitle(title)
     return _save(fig, path)
 
 
-def _plot_consensus(report: Mapping, path: Path) -> Path | None:
+CONSENSUS_TITLE = "Consensus agreement, expert vs crowd (95% Wilson CI)"
+
+
+def _plot_consensus(report: Mapping, path: Path, title: str) -> Path | None:
     attrs, vals, lows, highs, clips = [], [], [], [], []
     for attr in CATEGORICAL:
         v = number(get(report, "comparison", "consensus_agreement", attr, "agreement"))
@@ -138,19 +162,19 @@ def _plot_consensus(report: Mapping, path: Path) -> Path | None:
     if not attrs:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    bars = ax.bar(attrs, vals, yerr=[lows, highs], capsize=4, color="#2ca02c")
-    for bar, n in zip(bars, clips):
-        if n is not None:
-            ax.annotate(f"{n} clips", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=8, color="white")
-    ax.set_ylim(0, 1.05 if max(v + h for v, h in zip(vals, highs)) <= 1.05 else None)
-    ax.set_ylabel("expert and crowd consensus agree")
-    ax.set_title("Consensus agreement, expert vs crowd (95% CI)")
+    ax.bar(attrs, vals, yerr=[lows, highs], capsize=4, color="#2ca02c")
+    ax.set_xticks(range(len(attrs)), [f"{a}\n({n} clips)" if n is not None else a for a, n in zip(attrs, clips)])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of clips where the consensuses agree")
+    ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
-def _plot_confusion(report: Mapping, path: Path) -> Path | None:
+CONFUSION_TITLE = "Consensus: expert (rows) by crowd (columns), clips"
+
+
+def _plot_confusion(report: Mapping, path: Path, title: str) -> Path | None:
     mats = []
     for attr in CATEGORICAL:
         labels = get(report, "comparison", "consensus_agreement", attr, "confusion", "labels")
@@ -166,21 +190,22 @@ def _plot_confusion(report: Mapping, path: Path) -> Path | None:
         mats.append((attr, [_plain(lab, 16) for lab in labels], m))
     if not mats:
         return None
+    top = max(max(m.max() for _, _, m in mats), 1)  # one colour scale for the three
     fig, axes = plt.subplots(1, len(mats), figsize=(4.3 * len(mats), 4), squeeze=False)
     for ax, (attr, labels, m) in zip(axes[0], mats):
-        ax.imshow(m, cmap="Blues", vmin=0, vmax=max(m.max(), 1))
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=top)
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
         ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("crowd consensus")
         ax.set_ylabel("expert consensus")
         ax.set_title(attr)
         for (i, j), c in np.ndenumerate(m):
-            ax.text(j, i, f"{c:g}", ha="center", va="center", fontsize=8, color="white" if c > m.max() / 2 else "black")
-    fig.suptitle("Consensus: expert (rows) by crowd (columns), clips")
+            ax.text(j, i, f"{c:g}", ha="center", va="center", fontsize=8, color="white" if c > top / 2 else "black")
+    fig.suptitle(title)
     return _save(fig, path)
 
 
-def _plot_wordcloud(report: Mapping, pool: str, path: Path) -> Path | None:
+def _plot_wordcloud(report: Mapping, pool: str, path: Path, title: str) -> Path | None:
     freqs: dict[str, float] = {}
     for word, n in counted_pairs(get(report, pool, "vocabulary", "top_words")):
         freqs[word] = freqs.get(word, 0) + n
@@ -193,18 +218,25 @@ def _plot_wordcloud(report: Mapping, pool: str, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 4.2))
     ax.imshow(cloud.to_array(), interpolation="bilinear")
     ax.axis("off")
-    ax.set_title(f"{pool}: words used")
+    ax.set_title(title)
     return _save(fig, path)
 
 
-def _plot_top_words(report: Mapping, pool: str, path: Path) -> Path | None:
-    words = counted_pairs(get(report, pool, "vocabulary", "top_words"))[:TOP_WORDS]
+def _top_words(report: Mapping, pool: str) -> list[tuple[str, float]]:
+    return counted_pairs(get(report, pool, "vocabulary", "top_words"))[:TOP_WORDS]
+
+
+def _plot_top_words(report: Mapping, pool: str, path: Path, title: str) -> Path | None:
+    words = _top_words(report, pool)
     if not words:
         return None
+    most = max(n for p in POOLS for _, n in _top_words(report, p))  # the same x axis in both pools' charts
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(words) + 1.2))
     ax.barh([_plain(w, 30) for w, _ in words][::-1], [n for _, n in words][::-1], color=COLOURS[pool])
+    ax.set_xlim(0, most * 1.05)
+    _integer_ticks(ax.xaxis)
     ax.set_xlabel("annotations using the word")
-    ax.set_title(f"{pool}: top {len(words)} words")
+    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
@@ -219,43 +251,67 @@ def _histogram(edges: Any, counts: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return np.array(e), np.array(c)
 
 
-def _plot_lead_time(report: Mapping, pool: str, path: Path) -> Path | None:
-    hist = _histogram(get(report, pool, "time", "histogram", "edges"), get(report, pool, "time", "histogram", "counts"))
+def _lead_times(report: Mapping, pool: str) -> tuple[np.ndarray, np.ndarray] | None:
+    return _histogram(get(report, pool, "time", "histogram", "edges"), get(report, pool, "time", "histogram", "counts"))
+
+
+def _plot_lead_time(report: Mapping, pool: str, path: Path, title: str) -> Path | None:
+    hist = _lead_times(report, pool)
     if hist is None:
         return None
     edges, counts = hist
+    both = [h for h in (_lead_times(report, p) for p in POOLS) if h is not None]  # shared axes
     fig, ax = plt.subplots(figsize=(7, 3.8))
     ax.stairs(counts, edges, fill=True, color=COLOURS[pool], alpha=0.8)
     for stat, style in (("median", "-"), ("mean", "--")):
         v = number(get(report, pool, "time", "lead_time_seconds", stat))
         if v is not None and edges[0] <= v <= edges[-1]:
             ax.axvline(v, color="black", ls=style, lw=1, label=f"{stat} {v:.1f} s")
-    ax.set_xlabel("lead time per annotation (s)")
+    ax.set_xlim(min(e[0] for e, _ in both), max(e[-1] for e, _ in both))
+    ax.set_ylim(0, max(c.max() for _, c in both) * 1.08)
+    _integer_ticks(ax.yaxis)
+    ax.set_xlabel("lead time per annotation (s); the last bin holds every longer time")
     ax.set_ylabel("annotations")
-    ax.set_title(f"{pool}: time per annotation")
+    ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+        _legend_outside(ax)
     return _save(fig, path)
 
 
-def _plot_rejections(report: Mapping, pool: str, path: Path) -> Path | None:
+def _reasons(report: Mapping, pool: str) -> list[tuple[str, float]]:
     by_reason = get(report, pool, "judge", "by_reason")
     if not isinstance(by_reason, Mapping):
-        return None
+        return []
     items = sorted(((str(k), number(v)) for k, v in by_reason.items()), key=lambda kv: -(kv[1] or 0))
-    items = [(k, v) for k, v in items if v is not None and v > 0]
+    return [(k, v) for k, v in items if v is not None and v > 0]
+
+
+def _rejections_title(report: Mapping, pool: str) -> str:
+    judged = get(report, pool, "judge", "annotations_judged")
+    return f"{pool}: judge's reasons to reject" + (f" ({judged} annotations judged)" if isinstance(judged, int) else "")
+
+
+def _plot_rejections(report: Mapping, pool: str, path: Path, title: str) -> Path | None:
+    items = _reasons(report, pool)
     if not items:
         return None
+    most = max(v for p in POOLS for _, v in _reasons(report, p))
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(items) + 1.4))
     ax.barh([_plain(k, 30) for k, _ in items][::-1], [v for _, v in items][::-1], color=COLOURS[pool])
+    ax.set_xlim(0, most * 1.05)
+    _integer_ticks(ax.xaxis)
     ax.set_xlabel("annotations")
-    judged = get(report, pool, "judge", "annotations_judged")
-    ax.set_title(f"{pool}: judge's reasons to reject" + (f" ({judged} annotations judged)" if isinstance(judged, int) else ""))
+    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
 
-def _plot_similarity(report: Mapping, path: Path) -> Path | None:
+def _similarity_title(report: Mapping) -> str:
+    n = get(report, "comparison", "semantic_similarity", "clips")
+    return "Expert vs crowd descriptions: same clip vs random pairs" + (f" ({n} clips)" if isinstance(n, int) else "")
+
+
+def _plot_similarity(report: Mapping, path: Path, title: str) -> Path | None:
     sim = get(report, "comparison", "semantic_similarity")
     if not isinstance(sim, Mapping) or "skipped" in sim:
         return None
@@ -272,91 +328,144 @@ def _plot_similarity(report: Mapping, path: Path) -> Path | None:
         ax.stairs(c / c.sum(), e, fill=key == "same_clip", alpha=0.6 if key == "same_clip" else 1, color=colour, lw=2, label=label)
         mean = number(get(sim, key, "mean"))
         if mean is not None:
-            ax.axvline(mean, color=colour, ls="--", lw=1)
+            ax.axvline(mean, color=colour, ls="--", lw=1, label=f"mean, {label}")
     ax.set_xlabel(f"cosine similarity of expert and crowd words ({_plain(sim.get('model', 'embeddings'))})")
     ax.set_ylabel("share of clips")
-    n = sim.get("clips")
-    ax.set_title("Expert vs crowd descriptions: same clip vs random pairs" + (f" ({n} clips)" if isinstance(n, int) else ""))
-    ax.legend()
+    ax.set_title(title)
+    _legend_outside(ax)
     return _save(fig, path)
 
 
+def worker_label(row: Mapping) -> str:
+    """How the report names a worker: the LS user's e-mail where known, else the worker id."""
+    email = get(row, "email")
+    return str(email) if isinstance(email, str) and email else str(get(row, "worker"))
+
+
 def _lowest_workers(report: Mapping) -> list[dict[str, Any]]:
+    """The ranked workers (enough labels) of both pools who agree least with their pool's consensus."""
     rows = []
     for pool in POOLS:
         workers = get(report, pool, "workers")
         for w in workers if isinstance(workers, list) else []:
             v = number(get(w, "agreement_with_consensus"))
-            if v is not None:
-                rows.append({"pool": pool, "worker": str(get(w, "worker")), "agreement": v,
+            if v is not None and get(w, "ranked") is not False:
+                rows.append({"pool": pool, "worker": worker_label(w), "agreement": v,
                              "annotations": get(w, "annotations"), "rejected": get(w, "rejected")})
     rows.sort(key=lambda r: (r["agreement"], r["pool"], r["worker"]))
     return rows[:LOWEST_WORKERS]
 
 
-def _plot_workers(report: Mapping, path: Path) -> Path | None:
+def _workers_title(report: Mapping) -> str:
+    rows = _lowest_workers(report)
+    min_labels = get(report, "settings", "min_labels_to_rank")
+    each = f" (at least {min_labels} annotations each)" if isinstance(min_labels, int) else ""
+    if len(rows) == LOWEST_WORKERS:
+        return f"The {len(rows)} ranked workers who agree least with their pool's consensus{each}"
+    return f"All {len(rows)} ranked workers by agreement with their pool's consensus{each}"
+
+
+def _plot_workers(report: Mapping, path: Path, title: str) -> Path | None:
     rows = _lowest_workers(report)
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 0.3 * len(rows) + 1.4))
-    labels = [f"{_plain(r['worker'], 24)} ({r['pool']})" for r in rows][::-1]
+    labels = [f"{_plain(r['worker'], 32)} ({r['pool']})" for r in rows][::-1]
     ax.barh(range(len(rows)), [r["agreement"] for r in rows][::-1], color=[COLOURS[r["pool"]] for r in rows][::-1])
     ax.set_yticks(range(len(rows)), labels)
     ax.set_xlim(0, 1)
     ax.set_xlabel("agreement with the pool's consensus")
-    ax.set_title(f"The {len(rows)} workers who agree least with the consensus")
+    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
 
-def _plots(report: Mapping) -> list[tuple[str, str, Callable[[Path], Path | None]]]:
-    """(file name, caption, draw(path) -> path | None), in page order."""
-    plots: list[tuple[str, str, Callable[[Path], Path | None]]] = [
-        ("agreement.png", "Agreement per attribute within each pool, with 95% bootstrap CIs.",
-         lambda p: _plot_agreement(report, p)),
-        ("consensus_agreement.png", "How often the expert and crowd consensus agree, per attribute.",
-         lambda p: _plot_consensus(report, p)),
-        ("consensus_confusion.png", "Expert consensus (rows) by crowd consensus (columns), clips per cell.",
-         lambda p: _plot_confusion(report, p)),
-        ("semantic_similarity.png", "Embedding similarity of the two pools' words: same clip vs random pairs of clips.",
-         lambda p: _plot_similarity(report, p)),
+@dataclass(frozen=True)
+class Plot:
+    """One figure of the page: its file, its title (drawn on it) and its caption (the title, then what it shows)."""
+
+    name: str
+    title: str
+    explanation: str
+    draw: Callable[[Path, str], Path | None]
+
+    @property
+    def caption(self) -> str:
+        return f"{self.title}. {self.explanation}"
+
+
+def _plots(report: Mapping) -> list[Plot]:
+    """The figures, in page order. Captions repeat the titles, so the two say the same numbers."""
+    plots = [
+        Plot("agreement.png", _agreement_title(report),
+             "Fleiss' kappa and Krippendorff's alpha per attribute within each pool, on one axis.",
+             lambda p, t: _plot_agreement(report, p, t)),
+        Plot("consensus_agreement.png", CONSENSUS_TITLE,
+             "How often the expert and crowd consensus agree, per attribute, over the clips where both have one.",
+             lambda p, t: _plot_consensus(report, p, t)),
+        Plot("consensus_confusion.png", CONFUSION_TITLE, "Clips per cell, one colour scale.",
+             lambda p, t: _plot_confusion(report, p, t)),
+        Plot("semantic_similarity.png", _similarity_title(report),
+             "Embedding similarity of the two pools' words for the same clip, against random pairs of clips.",
+             lambda p, t: _plot_similarity(report, p, t)),
     ]
     for pool in POOLS:
+        words = _top_words(report, pool)
         plots += [
-            (f"wordcloud_{pool}.png", f"{pool.capitalize()} pool: word cloud of the words used.",
-             lambda p, pool=pool: _plot_wordcloud(report, pool, p)),
-            (f"top_words_{pool}.png", f"{pool.capitalize()} pool: the most used words.",
-             lambda p, pool=pool: _plot_top_words(report, pool, p)),
-            (f"lead_time_{pool}.png", f"{pool.capitalize()} pool: time spent per annotation.",
-             lambda p, pool=pool: _plot_lead_time(report, pool, p)),
-            (f"rejections_{pool}.png", f"{pool.capitalize()} pool: annotations the judge proposed to reject, per reason.",
-             lambda p, pool=pool: _plot_rejections(report, pool, p)),
+            Plot(f"wordcloud_{pool}.png", f"{pool}: words used", f"{pool.capitalize()} pool: word cloud.",
+                 lambda p, t, pool=pool: _plot_wordcloud(report, pool, p, t)),
+            Plot(f"top_words_{pool}.png", f"{pool}: top {len(words)} words",
+                 "Annotations using each word; the same axis in both pools' charts.",
+                 lambda p, t, pool=pool: _plot_top_words(report, pool, p, t)),
+            Plot(f"lead_time_{pool}.png", f"{pool}: time per annotation",
+                 "Lead time per annotation; the same bins and axes in both pools' charts.",
+                 lambda p, t, pool=pool: _plot_lead_time(report, pool, p, t)),
+            Plot(f"rejections_{pool}.png", _rejections_title(report, pool),
+                 "Annotations the judge proposed to reject, per reason; the same axis in both pools' charts.",
+                 lambda p, t, pool=pool: _plot_rejections(report, pool, p, t)),
         ]
-    plots.append(("worker_agreement.png", f"The {LOWEST_WORKERS} workers (both pools) who agree least with their pool's consensus.",
-                  lambda p: _plot_workers(report, p)))
+    plots.append(Plot("worker_agreement.png", _workers_title(report),
+                      "Both pools, lowest agreement first, named by e-mail where Label Studio knows it.",
+                      lambda p, t: _plot_workers(report, p, t)))
     return plots
 
 
-def draw_all(report: Mapping, out_dir: Path) -> tuple[list[tuple[str, Path]], list[str]]:
-    """Draw every plot that has data into `out_dir`: ([(caption, path)], notes on the plots that failed).
+@dataclass(frozen=True)
+class Drawn:
+    caption: str
+    path: Path
+    titles: tuple[str, ...]
+    """The titles drawn on the figure (its suptitle and its axes' titles)."""
+
+
+def _titles(fig: Any) -> tuple[str, ...]:
+    texts = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    return tuple(t for t in texts + [ax.get_title() for ax in fig.axes] if t)
+
+
+def draw_all(report: Mapping, out_dir: Path) -> tuple[list[Drawn], list[str]]:
+    """Draw every plot that has data into `out_dir`: ([Drawn], notes on the plots that failed).
 
     A plot that fails is skipped and logged (a plot must never stop the report); a plot without data
     is not drawn, and an old file of that name from a previous run is removed.
     """
     drawn, skipped = [], []
     with plt.rc_context({"text.usetex": False, "axes.titlesize": 11}):
-        for name, caption, draw in _plots(report):
-            path = out_dir / name
+        for plot in _plots(report):
+            path = out_dir / plot.name
+            titles: tuple[str, ...] = ()
             try:
-                done = draw(path)
+                done = plot.draw(path, plot.title)
+                if done is not None:
+                    titles = _titles(plt.gcf())
             except Exception as e:  # noqa: BLE001
-                log.warning("plot %s skipped: %s: %s", name, type(e).__name__, e)
-                skipped.append(f"{name} ({type(e).__name__}: {e})")
+                log.warning("plot %s skipped: %s: %s", plot.name, type(e).__name__, e)
+                skipped.append(f"{plot.name} ({type(e).__name__}: {e})")
                 done = None
             finally:
                 plt.close("all")
             if done is not None:
-                drawn.append((caption, done))
+                drawn.append(Drawn(plot.caption, done, titles))
             elif path.exists():
                 path.unlink()
     return drawn, skipped

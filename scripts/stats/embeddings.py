@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from label_config.taxonomy import Taxonomy
+from scripts.stats.intervals import MIN_CLIPS_FOR_BOOTSTRAP, bootstrap_allowed
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 BATCH_SIZE = 64
@@ -89,10 +90,11 @@ def _summary(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "median": float(np.median(values))}
 
 
-def _bootstrap_ci(values: np.ndarray, rng: np.random.Generator, resamples: int = 2000, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap CI of the mean."""
-    if len(values) == 1:
-        return [float(values[0]), float(values[0])]
+def _bootstrap_ci(values: np.ndarray, rng: np.random.Generator, resamples: int = 2000,
+                  level: float = 0.95) -> list[float | None]:
+    """Percentile bootstrap CI of the mean; [None, None] under MIN_CLIPS_FOR_BOOTSTRAP values (not valid there)."""
+    if not bootstrap_allowed(len(values)):
+        return [None, None]
     idx = rng.integers(0, len(values), size=(resamples, len(values)))
     means = values[idx].mean(axis=1)
     tail = (1 - level) / 2 * 100
@@ -127,7 +129,8 @@ def pool_similarity(
     clips a random sample of `sample` clips is used (deterministic for `seed`); `sampled` says so.
 
     Returns a JSON-serialisable dict: model, clips (used), clips_available, sampled,
-    same_clip {mean, median, ci (bootstrap 95%)}, random_pairs {mean, median}, difference (same -
+    same_clip {mean, median, ci (bootstrap 95%, from MIN_CLIPS_FOR_BOOTSTRAP clips; else [None, None]),
+    ci_method}, random_pairs {mean, median}, difference (same -
     random mean), effect_size (Cohen's d), histogram {edges, same_clip, random_pairs}. With no usable
     clip the figures are None and the histogram's counts are empty; with one clip there is no
     random pair and the random figures are None.
@@ -166,7 +169,9 @@ def pool_similarity(
     expert = embed([e for _, e, _ in usable])
     crowd = embed([c for _, _, c in usable])
     same = np.clip(np.einsum("ij,ij->i", expert, crowd), -1.0, 1.0)
-    result["same_clip"] = {**_summary(same), "ci": _bootstrap_ci(same, rng)}
+    result["same_clip"] = {**_summary(same), "ci": _bootstrap_ci(same, rng),
+                           "ci_method": "bootstrap" if bootstrap_allowed(n) else
+                           f"none: {n} clips < {MIN_CLIPS_FOR_BOOTSTRAP}"}
     result["histogram"]["same_clip"] = np.histogram(np.clip(same, edges[0], edges[-1]), bins=edges)[0].tolist()
 
     m = n if baseline_pairs is None else baseline_pairs
@@ -179,6 +184,22 @@ def pool_similarity(
         result["effect_size"] = _cohens_d(same, rand)
         result["histogram"]["random_pairs"] = np.histogram(np.clip(rand, edges[0], edges[-1]), bins=edges)[0].tolist()
     return result
+
+
+WORD_VECTORS = "word_vectors.npz"
+"""The pool words' embeddings, shipped in label_config next to taxonomy.yaml (the judge's word similarity)."""
+
+
+def write_word_vectors(taxonomy: Taxonomy, path: str | os.PathLike) -> int:
+    """Embed every pool word and write them (float16, unit length) with the word list and the model name.
+
+    Run it after editing taxonomy.yaml (`clesc taxonomy --write-vectors`); a test fails while the file's
+    words differ from the taxonomy's. Returns the number of words.
+    """
+    words = list(taxonomy)
+    vectors = embed(words).astype(np.float16)
+    np.savez_compressed(path, words=np.array(words), vectors=vectors, model=np.array(MODEL_NAME))
+    return len(words)
 
 
 DEFAULT_THRESHOLD = 0.7

@@ -7,20 +7,15 @@ hotkeys, submits, and checks that what LS stored is what was clicked.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 
 import pytest
 from playwright.sync_api import expect
 
 from label_config import LabelRecord, parse_annotation
-from tests.helpers import task_for_clip
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, task_for_clip
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +23,7 @@ def page(ls_server):
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only this module needs it
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.errors = []

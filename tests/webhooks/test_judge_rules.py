@@ -93,31 +93,32 @@ def test_minority_on_two_attributes_does_not_reject_by_default(judge):
     v = judge.judge(1, [ann(1, "slow", "low", "loud"), ann(2, "fast", "high", "loud"), ann(3, "fast", "high", "loud")])
     assert codes(v, 1) == ["categorical_minority"] * 2
     assert v.status == "accepted"
+    assert 0 < by_id(v, 1).confidence < 0.5
 
 
-def test_a_stricter_policy_rejects_on_one_minority_attribute():
-    strict = RulesJudge(TAX, Policy(minority_attributes_to_reject=1))
-    v = strict.judge(1, [ann(1, pace="slow"), ann(2, pace="fast"), ann(3, pace="fast")])
+def test_a_lower_confidence_threshold_rejects_more():
+    strict = RulesJudge(TAX, Policy(review_min_confidence=0.05))
+    v = strict.judge(1, [ann(1, "slow", "low", "loud"), ann(2, "fast", "high", "loud"), ann(3, "fast", "high", "loud")])
     assert by_id(v, 1).verdict == "reject"
     assert v.status == "needs_review"
 
 
 def test_a_lenient_policy_keeps_contradictions_as_information():
-    lenient = RulesJudge(TAX, Policy(rejects_on={"invalid_label"}, minority_attributes_to_reject=None))
+    lenient = RulesJudge(TAX, Policy(rejects_on={"invalid_label"}))
     v = lenient.judge(1, [ann(1, "slow", "low", "quiet", emotion=("calm", "agitated")),
                           ann(2, "fast", "high", "loud"), ann(3, "fast", "high", "loud")])
     assert codes(v, 1) == ["contradiction"] + ["categorical_minority"] * 3 + ["emotion_outlier"]
     assert by_id(v, 1).verdict == "accept"
+    assert by_id(v, 1).confidence > 0.9  # what the findings say, though the policy acts on none of them
     assert v.status == "accepted"
 
 
-def test_policy_refuses_unknown_codes_and_impossible_counts():
+def test_policy_refuses_unknown_codes_and_impossible_thresholds():
     with pytest.raises(ValueError, match="unknown reason codes"):
         Policy(rejects_on={"contradiction", "bad_mood"})
-    with pytest.raises(ValueError, match="minority_attributes_to_reject"):
-        Policy(rejects_on={"categorical_minority"})
-    with pytest.raises(ValueError, match="1..3"):
-        Policy(minority_attributes_to_reject=4)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="review_min_confidence"):
+            Policy(review_min_confidence=bad)
     with pytest.raises(ValueError, match="overlap"):
         Policy(overlap=0)
 
@@ -182,7 +183,27 @@ def test_synonyms_are_counted_together_in_the_emotion_vote(judge):
     assert v.consensus["emotion"] == ["happy"]
     assert codes(v, 3) == ["emotion_outlier"]
     assert by_id(v, 3).reasons[0].detail == "sad vs consensus happy"
-    assert by_id(v, 3).verdict == "reject"
+
+
+def test_an_emotion_outlier_who_agrees_on_everything_else_is_honest_disagreement(judge):
+    """Hearing another feeling is no rejection when the annotator agrees on pace, pitch and volume."""
+    v = judge.judge(1, [ann(1, emotion=("happy",)), ann(2, emotion=("joyful",)), ann(3, emotion=("sad",))])
+    assert by_id(v, 3).verdict == "accept" and by_id(v, 3).confidence < 0.5
+    assert v.status == "accepted"
+
+
+def test_an_outlier_on_everything_is_rejected_as_random(judge):
+    v = judge.judge(1, [ann(1, "fast", "high", "loud", emotion=("happy",)), ann(2, "fast", "high", "loud", emotion=("joyful",)),
+                        ann(3, "slow", "low", "quiet", emotion=("furious",))])
+    assert codes(v, 3) == ["categorical_minority"] * 3 + ["emotion_outlier"]
+    assert by_id(v, 3).verdict == "reject" and by_id(v, 3).confidence > 0.9
+
+
+def test_a_near_neighbour_word_is_no_outlier(judge):
+    """A word of a neighbouring concept of the same family names the same feeling."""
+    assert "depressed" not in judge.synonyms("sad") and TAX["depressed"].family == TAX["sad"].family
+    v = judge.judge(1, [ann(1, emotion=("sad",)), ann(2, emotion=("unhappy",)), ann(3, emotion=("depressed",))])
+    assert codes(v, 3) == [] and v.status == "accepted"
 
 
 def test_a_concept_needs_two_annotators_not_two_words_of_one(judge):
@@ -192,9 +213,9 @@ def test_a_concept_needs_two_annotators_not_two_words_of_one(judge):
 
 
 def test_canonical_word_is_the_most_used_then_taxonomy_order(judge):
-    most_used = judge.judge(1, [ann(1, emotion=("joyful",)), ann(2, emotion=("joyful", "sad")),
-                                ann(3, emotion=("happy", "sad"))])
-    assert most_used.consensus["emotion"] == ["joyful", "sad"]
+    most_used = judge.judge(1, [ann(1, emotion=("joyful",)), ann(2, emotion=("joyful", "tired")),
+                                ann(3, emotion=("happy", "tired"))])
+    assert most_used.consensus["emotion"] == ["joyful", "tired"]
     tied = [ann(1, emotion=("cheerful",)), ann(2, emotion=("joyful",)), ann(3, emotion=("happy",))]
     for order in itertools.permutations(tied):
         assert judge.judge(1, list(order)).consensus["emotion"] == ["happy"]
@@ -298,7 +319,10 @@ def test_to_json_is_exactly_the_contract(judge):
     v = judge.judge(12, [ann(1, emotion=("calm", "agitated")), ann(2), ann(3)]).to_json()
     assert list(v) == ["task_id", "status", "consensus", "annotations", "judge"]
     assert list(v["consensus"]) == ["pace", "pitch", "volume", "emotion", "voice"]
-    assert all(list(a) == ["annotation_id", "annotator", "verdict", "reasons"] for a in v["annotations"])
+    # the contract's fields first, in order; the judge's confidence and the annotator's reliability added
+    assert all(list(a) == ["annotation_id", "annotator", "verdict", "reasons", "confidence", "reliability"]
+               for a in v["annotations"])
+    assert all(0 <= a["confidence"] <= 1 and 0 < a["reliability"] <= 1 for a in v["annotations"])
     assert v["annotations"][0]["reasons"] == [{"code": "contradiction", "detail": "calm vs agitated"},
                                               {"code": "emotion_outlier", "detail": "calm, agitated vs consensus happy"}]
     assert list(v["judge"]) == ["backend", "version"]

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from label_config import LabelRecord, to_result
+from label_config import LabelRecord, labeling_config, to_result
 from scripts.labelstudio.projects import ensure_user
 from scripts.labelstudio.wiring import setup
 from scripts.local.process import free_port
@@ -265,3 +265,97 @@ def test_llm_failure_leaves_events_pending_and_stores_nothing(ls, clips_dir, tmp
         assert clesc_meta(ls, task.id) is None and our_predictions(ls, task.id) == []
     finally:
         ls.projects.delete(project)
+
+
+# --- annotator reliability on the real loop -------------------------------------------------------------
+
+SPAMMER_TASKS = 20
+
+
+@pytest.fixture(scope="module")
+def reliability_project(ls, pools, service, clips_dir):
+    """A pool project of its own (16 tasks on the sample clips), watched by the running service."""
+    from scripts.labelstudio.projects import ensure_project, ensure_webhook
+
+    project = ensure_project(ls, "Reliability test", label_config=labeling_config(), overlap=3,
+                             description="reliability across tasks").id
+    clips = sorted(p.name for p in clips_dir.glob("*.wav"))
+    ls.projects.import_tasks(project, request=[{"data": {"audio": f"/data/local-files/?d=clips/{clips[i % len(clips)]}",
+                                                         "n": i}} for i in range(SPAMMER_TASKS)])
+    ensure_webhook(ls, project, service.url + "/webhook", {SECRET_HEADER: service.settings.webhook_secret})
+    roles = service.store.project_roles()
+    service.store.set_projects([(pid, role, role) for pid, role in roles.items()] + [(project, "crowd", "Reliability")])
+    try:
+        yield project
+    finally:
+        service.store.set_projects([(pid, role, role) for pid, role in roles.items()])
+        ls.projects.delete(project)
+
+
+def _random_record(rng) -> LabelRecord:
+    from label_config import ATTRIBUTES, load_taxonomy
+
+    words = [w.word for w in load_taxonomy().words_of("emotion")]
+    return LabelRecord(*(rng.choice(spec.values) for spec in ATTRIBUTES.values()), emotion=(rng.choice(words),))
+
+
+def test_a_spammer_is_caught_across_tasks_and_ops_decisions_move_their_reliability(ls, pools, service,
+                                                                                   reliability_project):
+    import random
+
+    rng = random.Random(5)
+    honest = [_user(ls, 31), _user(ls, 32)]
+    spammer = _user(ls, 33)
+    tasks = sorted(t.id for t in ls.tasks.list(project=reliability_project, page_size=100))
+    spam_ids = {}
+    for i, task_id in enumerate(tasks):
+        truth = LabelRecord(rng.choice(("slow", "normal", "fast")), rng.choice(("low", "medium", "high")),
+                            rng.choice(("quiet", "medium", "loud")), emotion=rng.choice((("happy",), ("sad",), ("angry",))))
+        for user in honest:
+            ls.annotations.create(id=task_id, result=to_result(truth), completed_by=user)
+        record = _random_record(rng)
+        if sum(getattr(record, a) == getattr(truth, a) for a in ("pace", "pitch", "volume")) == 3:
+            record = LabelRecord("variable", "variable", "variable", emotion=record.emotion)
+        spam_ids[task_id] = ls.annotations.create(id=task_id, result=to_result(record), completed_by=spammer).id
+    wait_for(lambda: all((clesc_meta(ls, t) or {}).get("status") not in (None, "incomplete") for t in tasks)
+             and not any(service.store.pending_event_ids(reliability_project, t) for t in tasks),
+             timeout=240, what="every task judged")
+    wait_for(lambda: service.store.skills(reliability_project, [spammer])[spammer].flagged, timeout=120,
+             what="the spammer flagged")
+    skills = service.store.skills(reliability_project, [spammer, *honest])
+    assert all(not skills[u].flagged and skills[u].reliability > 0.9 for u in honest)
+    assert skills[spammer].reliability < 0.4
+    # the spammer's annotations, the early ones too (judged again once the flag was raised), are rejected as such
+    def unreliable(t):
+        meta = clesc_meta(ls, t) or {}
+        codes = [r["code"] for r in meta.get("reasons", {}).get(str(spam_ids[t]), [])]
+        return spam_ids[t] in meta.get("rejected", []) and "unreliable_annotator" in codes
+
+    wait_for(lambda: all(unreliable(t) for t in tasks), timeout=180, what="every spam annotation rejected as unreliable")
+    meta = clesc_meta(ls, tasks[0])
+    assert meta["confidence"][str(spam_ids[tasks[0]])] > 0.9
+    # the rejection waits for ops with its confidence and the annotator's reliability
+    [rt] = wait_for(lambda: review_tasks_for(ls, pools["review"].id, spam_ids[tasks[0]]), what="the review task")
+    assert rt.data["confidence"] > 0.9 and "honest" in rt.data["reliability"]
+    # an ops decision moves the annotator's reliability: an overturn counts as honest work
+    before = service.store.skills(reliability_project, [spammer])[spammer]
+    decide(ls, rt.id, "overturn")
+    wait_for(lambda: service.store.skills(reliability_project, [spammer])[spammer].evidence.random
+             < before.evidence.random - 0.01, what="the overturn counted")
+
+    # restart: the skills are in the store, the next judgement uses them at once
+    service.worker.stop()
+    kept = service.store.skills(reliability_project, [spammer, *honest])
+    service.worker = Proc(["worker"], service.env, service.home / "worker.log").start()
+    assert service.store.skills(reliability_project, [spammer, *honest]) == kept
+    extra = ls.projects.import_tasks(reliability_project, request=[{"data": {"audio": "/data/local-files/?d=clips/"
+                                                                             "plain-normal-medium.wav"}}],
+                                     return_task_ids=True).task_ids[0]
+    agreeing = LabelRecord("normal", "medium", "medium", emotion=("calm",))
+    for user in (*honest, spammer):  # the spammer happens to agree: still rejected as unreliable
+        ls.annotations.create(id=extra, result=to_result(agreeing), completed_by=user)
+    meta = wait_for(lambda: (m := clesc_meta(ls, extra)) and m["status"] != "incomplete" and m, timeout=120,
+                    what="the new task judged")
+    spam_annotation = next(a.id for a in ls.annotations.list(id=extra) if a.completed_by == spammer)
+    assert meta["rejected"] == [spam_annotation]
+    assert [r["code"] for r in meta["reasons"][str(spam_annotation)]] == ["unreliable_annotator"]

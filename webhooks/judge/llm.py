@@ -44,6 +44,8 @@ from webhooks.judge.verdict import (
 
 LLM_VERSION = "llm-1"
 HARD_CODES = ("invalid_label", "contradiction", "inconsistent_with_choices")
+MODEL_REJECTION = 0.6
+"""The confidence of a rejection the model makes where the rules' findings say less (it goes to ops)."""
 DETAIL_MAX = 120  # xgrammar (vLLM 0.32) fails to compile a pattern repeat above ~128
 log = logging.getLogger("clesc.llm")
 
@@ -176,8 +178,8 @@ class LLMJudge:
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "verdicts": 0}
         self._usage_lock = threading.Lock()
 
-    def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]]) -> TaskVerdict:
-        hints = self.rules.judge(task_id, annotations)
+    def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]], skills=None) -> TaskVerdict:
+        hints = self.rules.judge(task_id, annotations, skills=skills)
         records, invalid = [], set()
         for a in annotations:
             if a.get("was_cancelled"):
@@ -306,12 +308,17 @@ class LLMJudge:
                 raise_reason = Reason("emotion_outlier", "rejected by the LLM without a reason")
                 reasons.append(raise_reason)
             hard = [r for r in rules_by_id[rule_verdict.annotation_id].reasons
-                    if r.code in HARD_CODES and self.policy.rejects([r])]
+                    if r.code in HARD_CODES and r.code in self.policy.rejects_on]
             if hard and verdict == "accept":
                 verdict = "reject"
                 reasons += [Reason(r.code, f"{r.detail} (rules cross-check)") for r in hard]
+            # the confidence is the rules' P(bad); a rejection the model adds is at least MODEL_REJECTION
+            confidence = rule_verdict.confidence or 0.0
+            if verdict == "reject":
+                confidence = max(confidence, MODEL_REJECTION)
             annotations.append(AnnotationVerdict(rule_verdict.annotation_id, rule_verdict.annotator, verdict,
-                                                 tuple(reasons)))
+                                                 tuple(reasons), confidence=round(confidence, 4),
+                                                 reliability=rule_verdict.reliability, evidence=rule_verdict.evidence))
         annotations = tuple(annotations)
         consensus = {**empty_consensus(), **answer["consensus"]}
         with self._usage_lock:

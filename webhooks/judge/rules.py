@@ -1,11 +1,18 @@
-"""The `rules` judge: deterministic checks of one task's annotations against the taxonomy.
+"""The `rules` judge: deterministic checks and annotator-aware votes over one task's annotations, or many.
 
-Data in, verdict out; no I/O. It runs the votes and checks of the workflow (docs/contracts.md):
-majority vote over pace/pitch/volume (a tie gives no value, whatever the order), contradictions
-inside each description (`opposes`, `implies`), and a "logical" majority vote over emotion and
-voice words where words of one concept count together.
+Data in, verdicts out; no I/O (crowd-kit's spirit: small estimators over tidy data). It runs the steps of
+the workflow (docs/contracts.md):
 
-Concepts are `label_config.concepts.Concepts` at `Policy.concept_distance` (grouped once per judge).
+- hard findings inside each description: an invalid label, words that contradict each other (`opposes`),
+  a word whose implied pace/pitch/volume the annotator's own choice contradicts (`implies`), an empty
+  description;
+- P(the annotation was filled in at random), from its agreement with the other annotations on pace,
+  pitch and volume and on the words, and from the annotator's record across the project
+  (webhooks/judge/inference.py, webhooks/judge/reliability.py);
+- skill-weighted votes over pace/pitch/volume (a tie gives no value, whatever the order) and a graded
+  "logical" majority over emotion and voice words (near-synonyms back each other);
+- a verdict per annotation with its confidence (P(bad)): rejected when a finding the policy acts on
+  reaches `Policy.review_min_confidence`, else its findings are only noted.
 
 >>> from label_config import LabelRecord, to_annotation
 >>> def ann(id, user, pace, emotion, volume="medium", voice=()):
@@ -19,27 +26,26 @@ Concepts are `label_config.concepts.Concepts` at `Policy.concept_distance` (grou
 ('needs_review', 'fast', ['happy'])
 >>> [(a.annotation_id, a.verdict, [r.code for r in a.reasons]) for a in v.annotations]
 [(1, 'accept', []), (2, 'accept', []), (3, 'reject', ['contradiction', 'categorical_minority', 'emotion_outlier'])]
->>> v.annotations[2].reasons[0].detail
-'calm vs agitated'
+>>> v.annotations[2].reasons[0].detail, v.annotations[2].confidence
+('calm vs agitated', 0.99)
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from label_config import (
-    InvalidLabel,
-    LabelRecord,
-    Taxonomy,
-    load_taxonomy,
-    parse_annotation,
-)
+import numpy as np
+
+from label_config import InvalidLabel, LabelRecord, Taxonomy, load_taxonomy, parse_annotation
 from label_config.concepts import DEFAULT_DISTANCE, Concepts
 from label_config.records import user_id
-from label_config.schema import ATTRIBUTES, WORD_KINDS
+from label_config.schema import ATTRIBUTES, CATEGORICAL
+from webhooks.judge import reliability
+from webhooks.judge.inference import EMOTION_BINS, Batch, Inference, infer
+from webhooks.judge.reliability import Evidence, Skill
+from webhooks.judge.similarity import WordSimilarity
 from webhooks.judge.verdict import (
     REASON_CODES,
     AnnotationVerdict,
@@ -49,28 +55,35 @@ from webhooks.judge.verdict import (
     task_status,
 )
 
-RULES_VERSION = "rules-1"
+RULES_VERSION = "rules-2"
 """Bump when a change to the rules can change a verdict on the same input."""
+
+HARD_CONFIDENCE = {"invalid_label": 1.0, "contradiction": 0.99, "empty_description": 0.99,
+                   "inconsistent_with_choices": 0.95}
+"""How sure a hard finding is that the annotation is bad (the taxonomy's relations are definitions)."""
+RANDOM_CODES = ("categorical_minority", "emotion_outlier", "unreliable_annotator")
+"""The findings behind P(random): a rejection for randomness needs one of them in the policy."""
+WIDTH = 6
+"""Words per kind and annotation the votes look at (descriptions are 1-3 words; more are cut)."""
+FIT_ITERATIONS = 8
+FIT_TOLERANCE = 0.002
+"""EM stops after FIT_ITERATIONS, or once no annotator's random rate moves by more than this."""
 
 
 @dataclass(frozen=True)
 class Policy:
-    """Which findings reject an annotation, and the knobs of the votes.
+    """Which findings may reject an annotation, and how sure the judge must be.
 
-    `rejects_on` lists the codes that reject on any single occurrence. `categorical_minority` is
-    not among them: it rejects when the annotator is outvoted on at least
-    `minority_attributes_to_reject` of pace/pitch/volume (None: never).
+    `rejects_on`: the reason codes that may reject (default all). `review_min_confidence`: an annotation
+    whose P(bad) from those findings reaches it is rejected (and goes to ops); below, its findings are
+    only noted in the verdict.
 
-    >>> Policy().rejects([Reason("categorical_minority", "pace: slow vs majority fast")])
-    False
-    >>> Policy(minority_attributes_to_reject=1).rejects([Reason("categorical_minority", "pace: slow vs majority fast")])
-    True
+    >>> Policy(review_min_confidence=0.9).review_min_confidence
+    0.9
     """
 
-    rejects_on: frozenset[str] = frozenset(
-        {"contradiction", "inconsistent_with_choices", "emotion_outlier", "empty_description", "invalid_label"}
-    )
-    minority_attributes_to_reject: int | None = len(ATTRIBUTES)
+    rejects_on: frozenset[str] = frozenset(REASON_CODES)
+    review_min_confidence: float = 0.5
     concept_distance: float = DEFAULT_DISTANCE
     overlap: int = 3
 
@@ -79,22 +92,23 @@ class Policy:
         unknown = self.rejects_on - set(REASON_CODES)
         if unknown:
             raise ValueError(f"unknown reason codes {sorted(unknown)} (known: {', '.join(REASON_CODES)})")
-        if "categorical_minority" in self.rejects_on:
-            raise ValueError("categorical_minority is governed by minority_attributes_to_reject, not rejects_on")
-        m = self.minority_attributes_to_reject
-        if m is not None and not 1 <= m <= len(ATTRIBUTES):
-            raise ValueError(f"minority_attributes_to_reject must be 1..{len(ATTRIBUTES)} or None, got {m}")
+        if not 0 < self.review_min_confidence <= 1:
+            raise ValueError(f"review_min_confidence must be in (0, 1], got {self.review_min_confidence}")
         if self.overlap < 1:
             raise ValueError(f"overlap must be at least 1, got {self.overlap}")
         if self.concept_distance < 0:
             raise ValueError(f"concept_distance must not be negative, got {self.concept_distance}")
 
-    def rejects(self, reasons: Iterable[Reason]) -> bool:
-        codes = Counter(r.code for r in reasons)
-        if any(code in self.rejects_on for code in codes):
-            return True
-        m = self.minority_attributes_to_reject
-        return m is not None and codes["categorical_minority"] >= m
+
+@dataclass
+class _Encoded:
+    batch: Batch
+    positions: list[list[int | None]]
+    """Per task, each entry's row in the batch (None: not in it: an invalid label, or an incomplete task)."""
+    complete: list[bool]
+    records: list[LabelRecord]
+    hard: np.ndarray
+    """Per row: a contradiction, choices its words rule out, or an empty description."""
 
 
 @dataclass
@@ -102,15 +116,21 @@ class _Entry:
     """One non-cancelled annotation while it is judged."""
 
     annotation_id: int | None
-    annotator: int | None
+    annotator: Hashable | None
     record: LabelRecord | None
     reasons: list[Reason] = field(default_factory=list)
 
 
-class RulesJudge:
-    """Judge a task's annotations with the taxonomy's relations and a Policy.
+Skills = Mapping[Hashable, Skill]
+"""Annotator (LS user id, or any key) -> their Skill; annotators missing get the prior."""
 
-    Build one per process and reuse it: the concepts are grouped once, here.
+
+class RulesJudge:
+    """Judge tasks' annotations with the taxonomy's relations, the annotators' skills and a Policy.
+
+    Build one per process and reuse it: the concepts and the word similarity are computed once, here.
+    `judge` (one task, LS JSON) and `judge_records` take the annotators' skills as they stand; `judge_many`
+    (an LS export) and `judge_tasks` (records) can first estimate them from the tasks themselves (`fit`).
     """
 
     backend = "rules"
@@ -120,7 +140,20 @@ class RulesJudge:
         self.taxonomy = taxonomy or load_taxonomy()
         self.policy = policy or Policy()
         self.concepts = Concepts(self.taxonomy, self.policy.concept_distance)
+        self.similarity = WordSimilarity(self.taxonomy, self.concepts)
         self._rank = self.concepts.rank
+        self._value_code = {a: {v: i for i, v in enumerate(spec.values)} for a, spec in ATTRIBUTES.items()}
+        # the taxonomy's relations as arrays over word ids (the similarity's; its pad id has none)
+        words, pad = self.similarity.words, self.similarity.pad
+        self._opposes = np.zeros((pad + 1, pad + 1), dtype=bool)
+        self._allowed = np.ones((pad + 1, len(CATEGORICAL), 4), dtype=bool)
+        for i, w in enumerate(words):
+            for o in self.taxonomy[w].opposes:
+                self._opposes[i, self.similarity.index[o]] = True
+            for x, attr in enumerate(CATEGORICAL):
+                allowed = self.taxonomy[w].implies.get(attr)
+                if allowed is not None:
+                    self._allowed[i, x] = [v in allowed for v in ATTRIBUTES[attr].values]
 
     def synonyms(self, word: str) -> tuple[str, ...]:
         """The words counted together with `word` (its concept, `word` included), in taxonomy order.
@@ -130,11 +163,16 @@ class RulesJudge:
         """
         return self.concepts.synonyms(word)
 
-    def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]]) -> TaskVerdict:
-        """The verdict on one task from its LS annotation JSON (export or API form)."""
-        return self._judge(task_id, [self._parse(a) for a in annotations if not _cancelled(a)])
+    # --- entry points ------------------------------------------------------------------------
 
-    def judge_records(self, task_id: int | None, records: Sequence[LabelRecord]) -> TaskVerdict:
+    def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]],
+              skills: Skills | None = None) -> TaskVerdict:
+        """The verdict on one task from its LS annotation JSON (export or API form)."""
+        entries = [self._parse(a) for a in annotations if not _cancelled(a)]
+        return self._judge_entries([(task_id, entries)], skills or {})[0]
+
+    def judge_records(self, task_id: int | None, records: Sequence[LabelRecord],
+                      skills: Skills | None = None) -> TaskVerdict:
         """The verdict on one task from records already parsed and valid (e.g. a CLESC file's), by their
         annotation_id and annotator; the same verdict `judge` gives on their LS JSON.
 
@@ -144,42 +182,189 @@ class RulesJudge:
         >>> j.judge_records(9, recs) == j.judge(9, [to_annotation(r) for r in recs])
         True
         """
-        return self._judge(task_id, [_Entry(r.annotation_id, r.annotator, r) for r in records])
+        return self._judge_entries([(task_id, _entries(records))], skills or {})[0]
 
-    def _judge(self, task_id: int | None, entries: list[_Entry]) -> TaskVerdict:
-        if len(entries) < self.policy.overlap:
-            return self._verdict(task_id, "incomplete", empty_consensus(), self._annotation_verdicts(entries))
+    def judge_tasks(self, tasks: Sequence[tuple[int | None, Sequence[LabelRecord]]], *, skills: Skills | None = None,
+                    fit: bool = True) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+        """Verdicts on many tasks of valid records, and the annotators' skills they were judged with.
 
-        valid = [e for e in entries if e.record is not None]
-        records = [e.record for e in valid]
-        # A strict majority of the valid annotations, and never one annotator alone.
-        needed = max(2, len(records) // 2 + 1)
-        majority = {a: _majority([getattr(r, a) for r in records], needed) for a in ATTRIBUTES}
-        consensus_concepts = {kind: self._consensus_concepts(records, kind, needed) for kind in WORD_KINDS}
-        consensus: dict[str, Any] = {
-            **majority,
-            **{kind: list(concepts.values()) for kind, concepts in consensus_concepts.items()},
-        }
+        `fit`: estimate the skills from these tasks first (EM over all of them, starting from `skills`),
+        as a batch judge does; otherwise judge with `skills` as they are.
+        """
+        return self._judge_many([(tid, _entries(records)) for tid, records in tasks], skills or {}, fit)
 
-        emotion_consensus = consensus_concepts["emotion"]
-        for entry in valid:
-            record = entry.record
-            entry.reasons += self._contradictions(record)
-            entry.reasons += self._inconsistencies(record)
-            for attr, winner in majority.items():
-                chosen = getattr(record, attr)
-                if winner is not None and chosen != winner:
-                    entry.reasons.append(Reason("categorical_minority", f"{attr}: {chosen} vs majority {winner}"))
-            if record.emotion and emotion_consensus and not self._concepts(record.emotion) & emotion_consensus.keys():
-                entry.reasons.append(Reason(
-                    "emotion_outlier",
-                    f"{', '.join(record.emotion)} vs consensus {', '.join(emotion_consensus.values())}",
-                ))
-            if not record.emotion and not record.other:
-                entry.reasons.append(Reason("empty_description", "no emotion words and no other words"))
+    def judge_many(self, tasks: Sequence[Mapping[str, Any]], progress: Callable[[int, int], None] | None = None,
+                   ) -> list[TaskVerdict]:
+        """An LS export's tasks (with their annotations), the annotators' skills estimated from the export."""
+        parsed = [(t.get("id"), [self._parse(a) for a in t.get("annotations") or [] if not _cancelled(a)])
+                  for t in tasks]
+        verdicts, _ = self._judge_many(parsed, {}, fit=True, progress=progress)
+        return verdicts
 
-        verdicts = self._annotation_verdicts(entries)
-        return self._verdict(task_id, task_status(verdicts, consensus), consensus, verdicts)
+    # --- the work ------------------------------------------------------------------------------
+
+    def _judge_entries(self, tasks, skills: Skills, progress: Callable[[int, int], None] | None = None,
+                       ) -> list[TaskVerdict]:
+        return self._judge_many(tasks, skills, fit=False, progress=progress)[0]
+
+    def _judge_many(self, tasks, skills: Skills, fit: bool, progress: Callable[[int, int], None] | None = None,
+                    ) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+        keys = sorted({e.annotator for _, entries in tasks for e in entries if e.record is not None},
+                      key=lambda k: (str(type(k)), k))
+        enc = self._encode(tasks, keys)
+        if fit:
+            known = self._fit(enc.batch, [skills.get(k) or Skill() for k in keys])
+        else:
+            known = [skills.get(k) or Skill() for k in keys]
+        r = np.array([s.random_rate for s in known], dtype=float)
+        acc = np.array([[s.accuracy[a] for a in CATEGORICAL] for s in known], dtype=float).reshape(len(keys), len(CATEGORICAL))
+        result = infer(enc.batch, r, acc, self.similarity)
+        verdicts = self._assemble(tasks, enc, result, known, progress)
+        return verdicts, dict(zip(keys, known))
+
+    def _fit(self, batch: Batch, start: list[Skill]) -> list[Skill]:
+        """EM over the batch: the annotators' skills that best explain it, starting from (and adding to) `start`."""
+        prior = np.array([[s.evidence.annotations, s.evidence.random, s.evidence.defects, 0.0, *s.evidence.weight,
+                           *s.evidence.agree] for s in start], dtype=float).reshape(len(start), 10)
+        evidence, last = prior, None
+        for _ in range(FIT_ITERATIONS):
+            r = reliability.random_rate(evidence[:, 1], evidence[:, 0])
+            if last is not None and len(r) and np.abs(r - last).max() < FIT_TOLERANCE:
+                break
+            acc = reliability.accuracy(evidence[:, 7:10], evidence[:, 4:7])
+            evidence, last = prior + _sums(batch, infer(batch, r, acc, self.similarity, words=False), len(start)), r
+        return [Skill(Evidence(e[0], e[1], tuple(e[4:7]), tuple(e[7:10]), e[2])) for e in evidence.tolist()]
+
+    def _encode(self, tasks, keys) -> _Encoded:
+        """The valid annotations of the complete tasks as a Batch, with their hard findings (vectorised)."""
+        index = {k: i for i, k in enumerate(keys)}
+        sim, overlap = self.similarity, self.policy.overlap
+        word_index, pad = sim.index, sim.pad
+        codes = [self._value_code[a] for a in CATEGORICAL]
+        records, task_col, annotator = [], [], []
+        positions: list[list[int | None]] = []
+        complete: list[bool] = []
+        for t, (_, entries) in enumerate(tasks):
+            full = len(entries) >= overlap
+            complete.append(full)
+            rows: list[int | None] = []
+            for e in entries:
+                if not full or e.record is None:
+                    rows.append(None)
+                    continue
+                rows.append(len(records))
+                records.append(e.record)
+                task_col.append(t)
+                annotator.append(index[e.annotator])
+            positions.append(rows)
+        n = len(records)
+        labels = np.array([[codes[0][r.pace], codes[1][r.pitch], codes[2][r.volume]] for r in records],
+                          dtype=np.int64).reshape(n, len(CATEGORICAL))
+        emotion = np.full((n, WIDTH), pad, dtype=np.int64)
+        voice = np.full((n, WIDTH), pad, dtype=np.int64)
+        has_other = np.zeros(n, dtype=bool)
+        for i, r in enumerate(records):
+            if r.emotion:
+                ids = [word_index[w] for w in r.emotion[:WIDTH]]
+                emotion[i, :len(ids)] = ids
+            if r.voice:
+                ids = [word_index[w] for w in r.voice[:WIDTH]]
+                voice[i, :len(ids)] = ids
+            has_other[i] = bool(r.other)
+        words = np.concatenate([emotion, voice], axis=1)
+        contradiction = np.triu(self._opposes[words[:, :, None], words[:, None, :]], 1).any(axis=(1, 2))
+        allowed = self._allowed[words[:, :, None], np.arange(len(CATEGORICAL))[None, None, :],
+                                labels[:, None, :]]                          # (n, words, 3)
+        inconsistent = ~allowed.all(axis=(1, 2))
+        empty = (emotion == pad).all(axis=1) & ~has_other
+        hard = contradiction | inconsistent | empty
+        batch = Batch(tasks=len(tasks), task=np.array(task_col, dtype=np.int64),
+                      annotator=np.array(annotator, dtype=np.int64), labels=labels, emotion=emotion, voice=voice,
+                      weight_words=(~hard).astype(float)).group()
+        return _Encoded(batch, positions, complete, records, hard)
+
+    def _assemble(self, tasks, enc: _Encoded, result: Inference, known: list[Skill],
+                  progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
+        """TaskVerdicts from the inference: reasons, confidence and evidence per annotation (Python, per task)."""
+        words, values = self.similarity.words, [ATTRIBUTES[a].values for a in CATEGORICAL]
+        batch = enc.batch
+        consensus_codes = result.consensus.tolist()
+        task_consensus = result.consensus[batch.task] if len(batch.task) else result.consensus[:0]
+        minority = ((batch.labels != task_consensus) & (task_consensus >= 0)).tolist()
+        p_random = result.p_random.tolist()
+        far = (result.emotion_bin == EMOTION_BINS.index("far")).tolist()
+        agree = result.agree.tolist()
+        hard = enc.hard.tolist()
+        annotator = batch.annotator.tolist()
+        skill_info = [(round(s.reliability, 4), s.flagged, s.flag_confidence, s.describe() if s.flagged else "")
+                      for s in known]
+        rejects_on, threshold = self.policy.rejects_on, self.policy.review_min_confidence
+        minority_rejects = "categorical_minority" in rejects_on
+        outlier_rejects = "emotion_outlier" in rejects_on
+        unreliable_rejects = "unreliable_annotator" in rejects_on
+        info = self._judge_info()
+        out = []
+        for t, (task_id, entries) in enumerate(tasks):
+            if not enc.complete[t]:
+                verdicts = tuple(self._hard_only(e) for e in entries)
+                out.append(TaskVerdict(task_id, "incomplete", empty_consensus(), verdicts, info))
+                if progress is not None:
+                    progress(t + 1, len(tasks))
+                continue
+            consensus: dict[str, Any] = {a: (values[x][c] if c >= 0 else None)
+                                         for x, (a, c) in enumerate(zip(CATEGORICAL, consensus_codes[t]))}
+            consensus["emotion"] = [words[i] for i in result.emotion[t]]
+            consensus["voice"] = [words[i] for i in result.voice[t]]
+            verdicts = []
+            for e, row in zip(entries, enc.positions[t]):
+                if row is None:  # an invalid label: it takes no part in the votes
+                    verdicts.append(self._hard_only(e))
+                    continue
+                rec = e.record
+                reasons = self._findings(rec) if hard[row] else []
+                hard_confidence = max((HARD_CONFIDENCE[r.code] for r in reasons if r.code in rejects_on), default=0.0)
+                random_allowed = False
+                flags = minority[row]
+                if flags[0] or flags[1] or flags[2]:
+                    random_allowed = minority_rejects
+                    for a, flag in zip(CATEGORICAL, flags):
+                        if flag:
+                            reasons.append(Reason("categorical_minority",
+                                                  f"{a}: {getattr(rec, a)} vs majority {consensus[a]}"))
+                if far[row]:
+                    random_allowed = random_allowed or outlier_rejects
+                    against = consensus["emotion"] or sorted({w for o in entries if o is not e and o.record
+                                                              for w in o.record.emotion})
+                    reasons.append(Reason("emotion_outlier", f"{', '.join(rec.emotion)} vs consensus {', '.join(against)}"))
+                reliability_, flagged, flag_confidence, described = skill_info[annotator[row]]
+                p = p_random[row]
+                if flagged:
+                    reasons.append(Reason("unreliable_annotator", described))
+                    random_allowed = random_allowed or unreliable_rejects
+                    p = max(p, flag_confidence)
+                confidence = max(hard_confidence, p) if random_allowed else hard_confidence
+                honest = 1 - p_random[row]
+                a0, a1, a2 = agree[row]
+                evidence = Evidence(1.0, p_random[row], (honest, honest, honest),
+                                    (honest * a0, honest * a1, honest * a2), 1.0 if hard[row] else 0.0)
+                verdicts.append(AnnotationVerdict(
+                    e.annotation_id, e.annotator, "reject" if confidence >= threshold else "accept", tuple(reasons),
+                    confidence=round(max(hard_confidence, p), 4), reliability=reliability_, evidence=evidence))
+            verdicts = tuple(verdicts)
+            out.append(TaskVerdict(task_id, task_status(verdicts, consensus), consensus, verdicts, info))
+            if progress is not None:
+                progress(t + 1, len(tasks))
+        return out
+
+    def _hard_only(self, e: _Entry) -> AnnotationVerdict:
+        """An annotation judged on its own: only an invalid label rejects (its task is incomplete, or it is invalid)."""
+        invalid = [r for r in e.reasons if r.code == "invalid_label"]
+        rejected = bool(invalid) and "invalid_label" in self.policy.rejects_on
+        return AnnotationVerdict(e.annotation_id, e.annotator, "reject" if rejected else "accept", tuple(invalid),
+                                 confidence=1.0 if invalid else None)
+
+    def _judge_info(self) -> dict[str, str]:
+        return {"backend": self.backend, "version": self.version}
 
     def _parse(self, annotation: Mapping[str, Any]) -> _Entry:
         try:
@@ -190,61 +375,36 @@ class RulesJudge:
             return _Entry(ids.get("id"), user_id(ids.get("completed_by")), None, [Reason("invalid_label", problems)])
         return _Entry(record.annotation_id, record.annotator, record)
 
-    def _annotation_verdicts(self, entries: list[_Entry]) -> tuple[AnnotationVerdict, ...]:
-        return tuple(
-            AnnotationVerdict(
-                e.annotation_id, e.annotator, "reject" if self.policy.rejects(e.reasons) else "accept", tuple(e.reasons)
-            )
-            for e in entries
-        )
-
-    def _verdict(
-        self, task_id: int | None, status: str, consensus: dict[str, Any], annotations: tuple[AnnotationVerdict, ...]
-    ) -> TaskVerdict:
-        return TaskVerdict(task_id, status, consensus, annotations, {"backend": self.backend, "version": self.version})
-
-    def _concepts(self, words: Iterable[str]) -> set[int]:
-        return self.concepts.of_all(words)
-
-    def _consensus_concepts(self, records: Sequence[LabelRecord], kind: str, needed: int) -> dict[int, str]:
-        """Concepts backed by `needed` annotations -> canonical word, by support then taxonomy order."""
-        support = Counter(c for r in records for c in self._concepts(r.words(kind)))
-        usage = Counter(w for r in records for w in r.words(kind))
-        canonical = {
-            concept: min((w for w in self.concepts.words(concept) if usage[w]), key=lambda w: (-usage[w], self._rank[w]))
-            for concept, backers in support.items()
-            if backers >= needed
-        }
-        ranked = sorted(canonical, key=lambda c: (-support[c], self._rank[canonical[c]]))
-        return {c: canonical[c] for c in ranked}
-
-    def _contradictions(self, record: LabelRecord) -> list[Reason]:
+    def _findings(self, record: LabelRecord) -> list[Reason]:
+        """The hard findings inside one description: contradictions, choices its words rule out, emptiness."""
         words = record.emotion + record.voice
-        return [
-            Reason("contradiction", f"{a} vs {b}")
-            for i, a in enumerate(words)
-            for b in words[i + 1:]
-            if b in self.taxonomy[a].opposes
-        ]
-
-    def _inconsistencies(self, record: LabelRecord) -> list[Reason]:
-        reasons = []
-        for word in record.emotion + record.voice:
+        reasons = [Reason("contradiction", f"{a} vs {b}")
+                   for i, a in enumerate(words) for b in words[i + 1:] if b in self.taxonomy[a].opposes]
+        for word in words:
             for attr, allowed in self.taxonomy[word].implies.items():
                 chosen = getattr(record, attr)
                 if chosen not in allowed:
-                    reasons.append(Reason(
-                        "inconsistent_with_choices", f"{word} implies {attr} {' or '.join(allowed)}, chose {chosen}"
-                    ))
+                    reasons.append(Reason("inconsistent_with_choices",
+                                          f"{word} implies {attr} {' or '.join(allowed)}, chose {chosen}"))
+        if not record.emotion and not record.other:
+            reasons.append(Reason("empty_description", "no emotion words and no other words"))
         return reasons
 
 
-def _majority(values: Sequence[str], needed: int) -> str | None:
-    """The value chosen at least `needed` times; `needed` is over half, so at most one can be."""
-    if not values:
-        return None
-    value, count = Counter(values).most_common(1)[0]
-    return value if count >= needed else None
+def _sums(batch: Batch, result: Inference, n_annotators: int) -> np.ndarray:
+    """Per annotator: [annotations, random, defects, 0, weight x3, agree x3] summed over the batch (the M-step)."""
+    a = batch.annotator
+    p = result.p_random
+    honest = 1 - p
+    cols = [np.bincount(a, minlength=n_annotators).astype(float), np.bincount(a, p, n_annotators),
+            np.bincount(a, 1 - batch.weight_words, n_annotators), np.zeros(n_annotators)]
+    cols += [np.bincount(a, honest, n_annotators)] * len(CATEGORICAL)
+    cols += [np.bincount(a, honest * result.agree[:, x], n_annotators) for x in range(len(CATEGORICAL))]
+    return np.column_stack(cols)
+
+
+def _entries(records: Iterable[LabelRecord]) -> list[_Entry]:
+    return [_Entry(r.annotation_id, r.annotator, r) for r in records]
 
 
 def _cancelled(annotation: Any) -> bool:

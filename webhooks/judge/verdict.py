@@ -20,7 +20,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from label_config.meta import JudgeMeta
@@ -33,6 +33,7 @@ REASON_CODES = (
     "emotion_outlier",
     "empty_description",
     "invalid_label",
+    "unreliable_annotator",
 )
 """Why an annotation may be rejected (docs/contracts.md: extend, don't rename)."""
 
@@ -51,10 +52,17 @@ class Reason:
 
 @dataclass(frozen=True)
 class AnnotationVerdict:
+    """The verdict on one annotation. `confidence`: P(the annotation is bad) by the judge's findings;
+    `reliability`: the annotator's share of honest work as the judge knew it (None: not estimated);
+    `evidence`: what this annotation adds to its annotator's skill (for the store, not part of the JSON)."""
+
     annotation_id: int | None
     annotator: int | None
     verdict: str
     reasons: tuple[Reason, ...] = ()
+    confidence: float | None = None
+    reliability: float | None = None
+    evidence: Any = field(default=None, compare=False, repr=False)
 
     @property
     def rejected(self) -> bool:
@@ -66,6 +74,8 @@ class AnnotationVerdict:
             "annotator": self.annotator,
             "verdict": self.verdict,
             "reasons": [r.to_json() for r in self.reasons],
+            "confidence": self.confidence,
+            "reliability": self.reliability,
         }
 
 
@@ -105,6 +115,10 @@ class TaskVerdict:
             reasons={a.annotation_id: tuple((r.code, r.detail) for r in a.reasons)
                      for a in self.annotations if a.reasons and a.annotation_id is not None},
             judge=dict(self.judge),
+            confidence={a.annotation_id: a.confidence for a in self.annotations
+                        if a.annotation_id is not None and a.confidence is not None},
+            reliability={a.annotation_id: a.reliability for a in self.annotations
+                         if a.annotation_id is not None and a.reliability is not None},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -132,7 +146,8 @@ class TaskVerdict:
                 if a["verdict"] not in ANNOTATION_VERDICTS:
                     raise ValueError(f"unknown verdict {a['verdict']!r} (expected accept or reject)")
                 reasons = tuple(Reason(r["code"], r["detail"]) for r in a["reasons"])
-                annotations.append(AnnotationVerdict(a["annotation_id"], a["annotator"], a["verdict"], reasons))
+                annotations.append(AnnotationVerdict(a["annotation_id"], a["annotator"], a["verdict"], reasons,
+                                                     confidence=a.get("confidence"), reliability=a.get("reliability")))
             consensus = data["consensus"]
             return cls(
                 task_id=data["task_id"],

@@ -70,6 +70,13 @@ def test_demo_detached_is_idempotent_and_stops(demo_env):
     report = json.loads((Path(env["CLESC_HOME"]) / "report" / "report.json").read_text())
     assert report["expert"]["annotations"] == report["crowd"]["annotations"] == 3 * N_CLIPS
     assert report["crowd"]["judge"]["rejected"] == 1 and report["crowd"]["judge"]["source"] == "label-studio"
+    assert report["crowd"]["judge"]["decisions"]["pending_review"] == 1  # counted in the figures, and said so
+    # the report knows its LS (links to the tasks), its times and the ML backend's pre-fill of every clip
+    assert report["label_studio"]["url"] == f"http://127.0.0.1:{env['CLESC_LS_PORT']}"
+    assert report["generated_at"] and report["data_as_of"]
+    assert all(row["links"]["crowd"].endswith(f"/data?task={row['tasks']['crowd']}")
+               for row in report["comparison"]["per_clip"]["rows"])
+    assert report["crowd"]["ml_prefill"]["clips_with_prediction"] == N_CLIPS
     assert "Report: " in first.stdout
     # the measures the ML backend made are in the JSONL export
     out = Path(env["CLESC_HOME"]) / "export.jsonl"

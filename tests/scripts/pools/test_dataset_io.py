@@ -162,3 +162,33 @@ def test_exports_of_both_pools(tmp_path):
     ds = from_exports(tmp_path / "expert.json", tmp_path / "crowd.json")
     assert [(a.pool, a.record.pace, a.lead_time) for a in ds.annotations] == [("expert", "slow", 10.0), ("crowd", "fast", 10.0)]
     assert not ds.judged and not ds.errors and list(ds.clips) == ["a.wav"]
+
+
+def test_ls_tasks_emails_times_and_ops_decisions_from_meta():
+    """Annotators named by worker id, their e-mails kept; the ops decisions of the meta, also for an upheld
+    annotation that was cancelled (still listed) or that LS no longer lists at all."""
+    ds = Dataset()
+    meta = {"clesc": {"status": "accepted", "rejected": [], "consensus": {}, "decisions": [
+        {"annotation_id": 3, "decision": "overturn", "reasons": ["emotion_outlier"], "decided_by": 1,
+         "decided_at": "2025-05-02T09:00:00Z", "comment": "", "version": "v"},
+        {"annotation_id": 4, "decision": "uphold", "reasons": ["contradiction"], "decided_at": "2025-05-03T09:00:00Z"},
+        {"annotation_id": 99, "decision": "uphold", "reasons": ["contradiction"]},                 # gone from LS
+        {"annotation_id": 98, "decision": "uphold", "reasons": ["contradiction"], "annotator": 6},  # gone, named
+    ]}}
+    task = {"id": 7, "data": {"audio": "a.wav"}, "meta": meta, "annotations": [
+        ann(1, 5, SAD, created_at="2025-05-01T10:00:00.5Z", updated_at="2025-05-01T10:30:00Z"),
+        ann(2, {"id": 6, "email": "ann@example.com"}, SAD, created_at="2025-05-01T11:00:00Z"),
+        ann(3, 7, ANGRY), ann(4, 8, SAD, was_cancelled=True)]}
+    add_ls_tasks(ds, "crowd", [task], emails={5: "t5@clesc.invalid", 7: "bob@example.com", 8: "eve@example.com"})
+    assert [a.worker for a in ds.annotations] == ["t5", "ls-6", "ls-7"]
+    assert ds.emails == {"ls-6": "ann@example.com", "ls-7": "bob@example.com", "ls-8": "eve@example.com"}
+    assert (ds.annotations[0].created_at, ds.annotations[0].updated_at) == ("2025-05-01T10:00:00.5Z", "2025-05-01T10:30:00Z")
+    assert [(d.annotation_id, d.decision, d.worker, d.annotation_present, d.reasons) for d in ds.decisions] == [
+        (3, "overturn", "ls-7", True, ("emotion_outlier",)), (4, "uphold", "ls-8", False, ("contradiction",)),
+        (99, "uphold", None, False, ("contradiction",)), (98, "uphold", "ls-6", False, ("contradiction",))]
+    assert ds.decisions[1].decided_at == "2025-05-03T09:00:00Z" and ds.decisions[2].decided_at is None
+    assert all(d.pool == "crowd" and d.clip == "a.wav" and d.task_id == 7 for d in ds.decisions)
+    judged = with_rules_verdicts(Dataset(clips=ds.clips, annotations=ds.annotations, decisions=ds.decisions,
+                                         emails=ds.emails, ls_url="http://ls", projects={"crowd": 2}))
+    assert judged.decisions == ds.decisions and judged.emails == ds.emails and judged.ls_url == "http://ls"
+    assert judged.annotations[0].created_at == "2025-05-01T10:00:00.5Z"  # the rules judge keeps the times

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import requests
 
 from label_config import LabelRecord, labeling_config, to_result
 from label_config.clesc import COLUMNS, POOL_COLUMNS, format_cell
-from label_config.meta import PAIR_KEY
+from label_config.meta import PAIR_KEY, read_judge, with_judge
 from label_config.schema import POOLS
 from scripts.labelstudio.projects import ensure_project, ensure_user, import_folder
 from scripts.pools.dataset import worker_email
@@ -104,8 +105,14 @@ def annotations_by_clip(ls, project: int) -> dict[str, list[int]]:
 
 
 def figures(report: dict) -> dict:
-    """The figures a round trip must keep: everything but where the data came from and the run's settings."""
-    return {k: v for k, v in report.items() if k not in ("source", "settings", "generated_at", "errors", "error_count")}
+    """The figures a round trip must keep: everything but where the data came from (the source, its LS
+    projects and tasks, its times) and the run's settings."""
+    out = {k: v for k, v in report.items()
+           if k not in ("source", "settings", "generated_at", "data_as_of", "label_studio", "errors", "error_count")}
+    out["comparison"] = {**out["comparison"], "per_clip": {
+        **out["comparison"]["per_clip"],
+        "rows": [{k: v for k, v in row.items() if k not in ("tasks", "links")} for row in out["comparison"]["per_clip"]["rows"]]}}
+    return out
 
 
 def assert_close(a, b, path: str = "report") -> None:
@@ -285,6 +292,26 @@ def test_clesc_import_judge_sync_report_export_round_trip(ls, ls_server, tmp_pat
     # Annotators are coded in name order, so EM sums (Dawid-Skene) may differ in the last bits.
     assert_close(figures(from_exports), figures(live2))
     assert live2["expert"]["judge"]["source"] == "label-studio"
+
+    # What only the live LS tells: its projects and links to the tasks, the data's times, the ops decisions
+    # in a task's meta (written here as the worker will write them), also for an annotation LS lists no more.
+    assert live2["label_studio"] == {"url": ls_server.url, "projects": projects}
+    row = live2["comparison"]["per_clip"]["rows"][0]
+    assert row["links"]["crowd"] == f"{ls_server.url}/projects/{projects['crowd']}/data?task={row['tasks']['crowd']}"
+    assert from_exports["label_studio"] is None and from_exports["data_as_of"] == live2["data_as_of"] is not None
+    task = next(t for t in all_tasks(ls, projects["crowd"]) if "clesc" in t.meta)
+    present = task.annotations[0]["id"]
+    decided = [{"annotation_id": present, "decision": "overturn", "reasons": ["emotion_outlier"], "decided_by": 1,
+                "decided_at": "2030-01-01T00:00:00+00:00", "comment": "", "version": "test"},
+               {"annotation_id": 10**9, "decision": "uphold", "reasons": ["contradiction"], "decided_by": 1,
+                "decided_at": "2030-01-01T00:01:00+00:00", "comment": "", "version": "test"}]
+    ls.tasks.update(task.id, meta=with_judge(task.meta, replace(read_judge(task.meta), decisions=tuple(decided))))
+    cli(ls_server, projects, "report", "--out", str(tmp_path / "live3"), "--no-embeddings", "--bootstrap", "0", home=home)
+    live3 = json.loads((tmp_path / "live3" / "report.json").read_text())
+    decisions = live3["crowd"]["judge"]["decisions"]
+    assert (decisions["upheld"], decisions["overturned"], decisions["upheld_not_in_data"]) == (1, 1, 1)
+    assert live3["crowd"]["judge"]["annotations_judged"] == live2["crowd"]["judge"]["annotations_judged"] + 1
+    assert live3["data_as_of"] == "2030-01-01T00:01:00+00:00"
 
 
 def test_manifest_and_folder_imports_are_idempotent_and_linked(ls, ls_server, clips_dir, tmp_path):

@@ -190,7 +190,8 @@ def test_judge_section(report):
     assert judge["rejection_rate"] == pytest.approx(1 / 6)
     assert judge["by_reason"] == {"emotion_outlier": 1, "empty_description": 1}
     assert judge["task_status"] == {"accepted": 2, "needs_review": 2}
-    assert judge["by_annotator"][0] == {"worker": "t2", "annotations": 4, "rejected": 2, "rate": 0.5}
+    assert judge["by_annotator"][0] == {"worker": "t2", "email": None, "annotations": 4, "rejected": 2, "rate": 0.5,
+                                        "upheld": 0, "overturned": 0, "ranked": False}  # 4 annotations < 5
     assert report["expert"]["judge"]["rejected"] == 0
 
 
@@ -209,7 +210,8 @@ def test_report_shape_and_json(report):
     assert {"source", "clips", "clips_in_both", "settings", "error_count", "errors", "expert", "crowd",
             "comparison"} <= set(report)
     assert report["clips"] == 4 and report["clips_in_both"] == 4
-    assert report["settings"]["rates"]["expert"] == {"per_hour": 30.0, "per_annotation": None, "currency": "USD"}
+    assert report["settings"]["rates"]["expert"] == {"per_hour": 30.0, "per_annotation": None, "currency": "USD",
+                                                     "per_hour_placeholder": False}
     for pool in ("expert", "crowd"):
         section = report[pool]
         assert {"clips", "annotations", "annotators", "agreement", "consensus", "vocabulary", "time", "cost",
@@ -250,7 +252,7 @@ def test_empty_pool_gives_none_without_crashing():
     assert crowd["agreement"]["pace"]["ci"]["fleiss_kappa"] == [None, None]
     assert crowd["vocabulary"]["words_per_annotation"] is None and crowd["time"]["lead_time_seconds"]["mean"] is None
     assert report["comparison"]["consensus_agreement"]["pace"] == {
-        "clips": 0, "agreement": None, "ci": [None, None],
+        "clips": 0, "agreement": None, "ci": [None, None], "ci_method": "wilson",
         "confusion": {"labels": ["slow", "normal", "fast", "variable"], "expert_by_crowd": [[0] * 4] * 4}}
     assert report["comparison"]["ratios"]["distinct_words"] is None
     assert report["clips_in_both"] == 0

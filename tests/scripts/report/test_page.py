@@ -157,6 +157,17 @@ def test_html_escapes_user_text(rendered):
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
 
 
+def test_only_http_links(tmp_path):
+    report = full_report()
+    report["label_studio"] = {"url": "javascript:alert(3)", "projects": {"expert": 1, "crowd": 2}}
+    report["comparison"]["per_clip"] = {"total": 1, "shown": 1, "rows": [
+        {"clip": "a", "tasks": {"expert": 1, "crowd": 2},
+         "links": {"expert": "javascript:alert(4)", "crowd": "https://ls.example.org/projects/2/data?task=2"}}]}
+    write_report(report, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "javascript:" not in html and 'href="https://ls.example.org/projects/2/data?task=2"' in html
+
+
 def test_missing_figures_still_render(tmp_path):
     report = full_report()
     report["crowd"] = empty_pool()

@@ -55,8 +55,10 @@ def test_same_clip_beats_random_pairs(model):
     assert same["mean"] > rand["mean"] + 0.15
     assert out["difference"] == pytest.approx(same["mean"] - rand["mean"])
     assert out["effect_size"] > 1
-    lo, hi = same["ci"]
-    assert lo <= same["mean"] <= hi
+    assert same["ci"] == [None, None] and same["ci_method"] == "none: 8 clips < 30"  # too few for a bootstrap
+    many = E.pool_similarity({f"{k}-{i}": v for i in range(4) for k, v in SAME_MEANING.items()}, seed=1)
+    lo, hi = many["same_clip"]["ci"]
+    assert many["clips"] == 32 and lo < many["same_clip"]["mean"] < hi and many["same_clip"]["ci_method"] == "bootstrap"
     hist = out["histogram"]
     assert len(hist["same_clip"]) == len(hist["random_pairs"]) == len(hist["edges"]) - 1
     assert sum(hist["same_clip"]) == 8 and sum(hist["random_pairs"]) == 8
