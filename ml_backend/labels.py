@@ -36,18 +36,20 @@ from typing import Callable, Iterable
 from label_config.schema import ATTRIBUTES
 from ml_backend.measures import Measures, semitones
 
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 """Bump when a measure or a rule changes meaning: older calibrations are then refused (defaults used)."""
 
 VARIABLE = "variable"
 MIN_EXAMPLES = 2
 """`fit` moves a threshold only when both classes next to it have at least this many examples."""
+MIN_SPEAKER_CLIPS = 3
+"""A speaker's own reference (median F0 and rate of its clips in the project) needs this many clips."""
 
 if any(len(a.values) != 4 or a.values[3] != VARIABLE for a in ATTRIBUTES.values()):
     raise ImportError("label_config.schema.ATTRIBUTES no longer lists (low, middle, high, 'variable') values")
 
 DEFAULT_SCORE_CURVES: dict[str, tuple[float, float]] = {
-    "pace": (0.39, -0.32), "pitch": (1.25, 0.1), "volume": (2.38, 2.67)}
+    "pace": (0.0, 0.66), "pitch": (3.3, -0.08), "volume": (1.92, 3.15)}
 """(slope, offset) of score = logistic(slope * margin + offset), per attribute (fitted on the dev corpus)."""
 
 
@@ -58,21 +60,26 @@ class Calibration:
     name: str = "real-speech-dev"
     # pace: log2(syllable rate / reference) and the parts' rate ratio (Measures.pace_change)
     pace_reference_rate: float = 4.3
-    pace_slow_below: float = -0.41
-    pace_fast_above: float = 0.17
-    pace_variable_above: float = 4.69
+    pace_slow_below: float = -0.24
+    pace_fast_above: float = 0.319
+    pace_variable_above: float = 2.375
     # pitch: semitones from the voice reference and the step between the parts (Measures.pitch_change_st)
     low_voice_reference_hz: float = 110.0
     high_voice_reference_hz: float = 200.0
     voice_glide_st: float = 6.0
-    pitch_low_below_st: float = -7.7
-    pitch_high_above_st: float = 3.88
-    pitch_variable_above_st: float = 15.99
+    pitch_low_below_st: float = -5.89
+    pitch_high_above_st: float = 3.876
+    pitch_variable_above_st: float = 12.41
+    # pace and pitch relative to the speaker's own reference (its clips in the project, task data `speaker`)
+    speaker_pace_slow_below: float = -0.143
+    speaker_pace_fast_above: float = 0.223
+    speaker_pitch_low_below_st: float = -1.752
+    speaker_pitch_high_above_st: float = 2.239
     # volume: active speech level (Measures.active_level_dbfs) and the parts' level step (volume_change_db)
-    volume_quiet_below_dbfs: float = -40.68
-    volume_loud_above_dbfs: float = -28.68
-    volume_variable_above_db: float = 13.84
-    # per-speaker references learnt by `fit`: speaker -> {"f0_hz": ..., "rate": ...}
+    volume_quiet_below_dbfs: float = -40.677
+    volume_loud_above_dbfs: float = -28.683
+    volume_variable_above_db: float = 8.514
+    # per-speaker references (`speaker_references`): speaker -> {"f0_hz": ..., "rate": ..., "clips": n}
     speakers: dict[str, dict[str, float]] = field(default_factory=dict)
     score_curves: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_SCORE_CURVES))
 
@@ -126,6 +133,30 @@ def pitch_level(m: Measures, c: Calibration, speaker: str | None = None) -> floa
     return semitones(m.f0_median_hz, 100.0) - glide_reference_st(m.f0_median_hz, c)
 
 
+def speaker_references(clips: Iterable[tuple[str | None, Measures]],
+                       min_clips: int = MIN_SPEAKER_CLIPS) -> dict[str, dict[str, float]]:
+    """{speaker: {"f0_hz", "rate", "clips"}}: the median F0 and syllable rate of each speaker's clips
+    (no labels needed), for the speakers with at least `min_clips` clips. A speaker's clips are mostly
+    at its usual height and pace, so its median is its reference: a raised voice is raised from it."""
+    by_speaker: dict[str, list[Measures]] = {}
+    for speaker, m in clips:
+        if speaker:
+            by_speaker.setdefault(str(speaker), []).append(m)
+    out = {}
+    for speaker, items in by_speaker.items():
+        if len(items) < min_clips:
+            continue
+        f0 = [m.f0_median_hz for m in items if m.f0_median_hz > 0]
+        rate = [m.syllable_rate for m in items if m.syllable_rate > 0]
+        ref: dict[str, float] = {"clips": len(items)}
+        if len(f0) >= min_clips:
+            ref["f0_hz"] = float(median(f0))
+        if len(rate) >= min_clips:
+            ref["rate"] = float(median(rate))
+        out[speaker] = ref
+    return out
+
+
 def pace_level(m: Measures, c: Calibration, speaker: str | None = None) -> float:
     """log2 of the syllable rate over the speaker's reference rate (or the calibration's)."""
     reference = c.speaker(speaker).get("rate") or c.pace_reference_rate
@@ -144,23 +175,39 @@ class Rule:
     variable_field: str
     change_scale: float
     """Margins on the change measure are divided by this (its typical spread on steady clips)."""
+    reference_key: str | None = None
+    """The key of the speaker's reference this rule's level uses (`Calibration.speakers`), if any."""
+    speaker_low_field: str | None = None
+    speaker_high_field: str | None = None
 
     @property
     def values(self) -> tuple[str, ...]:
         return ATTRIBUTES[self.attribute].values
 
-    def thresholds(self, c: Calibration) -> tuple[float, float, float]:
-        """(low, high, variable) thresholds of this rule in `c`."""
-        return getattr(c, self.low_field), getattr(c, self.high_field), getattr(c, self.variable_field)
+    def uses_speaker(self, c: Calibration, speaker: str | None) -> bool:
+        """Whether the level is taken against the speaker's own reference (then the speaker thresholds apply)."""
+        return bool(self.reference_key and c.speaker(speaker).get(self.reference_key))
+
+    def level_fields(self, with_speaker: bool) -> tuple[str, str]:
+        if with_speaker and self.speaker_low_field:
+            return self.speaker_low_field, self.speaker_high_field
+        return self.low_field, self.high_field
+
+    def thresholds(self, c: Calibration, speaker: str | None = None) -> tuple[float, float, float]:
+        """(low, high, variable) thresholds of this rule in `c` (the speaker ones when `speaker` has a reference)."""
+        low, high = self.level_fields(self.uses_speaker(c, speaker))
+        return getattr(c, low), getattr(c, high), getattr(c, self.variable_field)
 
 
 RULES: dict[str, Rule] = {
     r.attribute: r
     for r in (
         Rule("pace", pace_level, lambda m: math.log2(m.pace_change) if m.pace_change > 0 else math.nan,
-             "pace_slow_below", "pace_fast_above", "pace_variable_above", 0.4),
+             "pace_slow_below", "pace_fast_above", "pace_variable_above", 0.4,
+             "rate", "speaker_pace_slow_below", "speaker_pace_fast_above"),
         Rule("pitch", pitch_level, lambda m: m.pitch_change_st,
-             "pitch_low_below_st", "pitch_high_above_st", "pitch_variable_above_st", 3.0),
+             "pitch_low_below_st", "pitch_high_above_st", "pitch_variable_above_st", 3.0,
+             "f0_hz", "speaker_pitch_low_below_st", "speaker_pitch_high_above_st"),
         Rule("volume", lambda m, c, s=None: m.active_level_dbfs, lambda m: m.volume_change_db,
              "volume_quiet_below_dbfs", "volume_loud_above_dbfs", "volume_variable_above_db", 3.0),
     )
@@ -205,7 +252,7 @@ def label(m: Measures, calibration: Calibration = DEFAULT_CALIBRATION,
 def margin_of(rule: Rule, m: Measures, c: Calibration, speaker: str | None = None) -> tuple[str, float] | None:
     """(value, margin): the rule's label and how far its deciding measure lies from the nearest
     threshold that would change it, in units of the rule's scale (0 on a threshold)."""
-    low_t, high_t, _ = rule.thresholds(c)
+    low_t, high_t, _ = rule.thresholds(c, speaker)
     variable_t = _change_threshold(rule, c)
     level, change = rule.level(m, c, speaker), rule.change(m)
     if math.isnan(level) or math.isnan(change):
@@ -305,18 +352,18 @@ Pair = tuple[Measures, dict[str, str]]
 """(measures, {attribute: consensus value}); a pair may carry the speaker as labels['speaker']."""
 
 
-def fit(pairs: Iterable[Pair], base: Calibration = DEFAULT_CALIBRATION) -> Calibration:
+def fit(pairs: Iterable[Pair], base: Calibration = DEFAULT_CALIBRATION,
+        speakers: dict[str, dict[str, float]] | None = None) -> Calibration:
     """Refit the calibration from a project's clips and their consensus labels; deterministic.
 
     `pairs` are (measures, {attribute: consensus value, optionally "speaker": id}); attributes may be
-    missing and values outside the schema are ignored. In this order:
+    missing and values outside the schema are ignored. `speakers` are the project's speaker
+    references (`speaker_references` over all its clips, labelled or not; default: `base.speakers`).
 
-    1. speaker references: for every speaker with labelled clips, its F0 and syllable rate at the
-       middle of its scale (its "medium"/"normal" clips; else its other labelled clips moved back
-       by the median offset of their class among all speakers);
-    2. each low/high threshold becomes the midpoint between the median level of the two classes
-       it separates (slow|normal, normal|fast, ...), using the references from step 1;
-    3. each variable threshold becomes the midpoint between the median change of the clips labelled
+    1. each low/high threshold becomes the midpoint between the median level of the two classes it
+       separates (slow|normal, normal|fast, ...): the speaker thresholds from the clips whose speaker
+       has a reference, the others from the rest;
+    2. each variable threshold becomes the midpoint between the median change of the clips labelled
        "variable" and of those labelled anything else.
 
     A value moves only when both groups have >= MIN_EXAMPLES clips and their medians are in the
@@ -324,7 +371,7 @@ def fit(pairs: Iterable[Pair], base: Calibration = DEFAULT_CALIBRATION) -> Calib
     The result is named "fit-<8 hex digits of its thresholds>".
     """
     pairs = list(pairs)
-    fitted = replace(base, speakers={**base.speakers, **_fit_speakers(pairs, base)})
+    fitted = replace(base, speakers=dict(base.speakers if speakers is None else speakers))
     changes: dict[str, float] = {}
     for rule in RULES.values():
         changes |= _fit_rule(rule, pairs, fitted, base)
@@ -336,61 +383,25 @@ def _labelled(pairs: list[Pair], attribute: str, value: str) -> list[Pair]:
     return [(m, labels) for m, labels in pairs if labels.get(attribute) == value]
 
 
-SPEAKER_MEASURES = {"f0_hz": ("pitch", lambda m: m.f0_median_hz, "st"),
-                    "rate": ("pace", lambda m: m.syllable_rate, "log2")}
-
-
-def _fit_speakers(pairs: list[Pair], base: Calibration) -> dict[str, dict[str, float]]:
-    by_speaker: dict[str, list[Pair]] = {}
-    for m, labels in pairs:
-        if labels.get("speaker"):
-            by_speaker.setdefault(str(labels["speaker"]), []).append((m, labels))
-    out: dict[str, dict[str, float]] = {}
-    for key, (attribute, value_of, unit) in SPEAKER_MEASURES.items():
-        low, mid, high, _ = ATTRIBUTES[attribute].values
-        to_log = (lambda v: 12 * math.log2(v)) if unit == "st" else math.log2
-        from_log = (lambda v: 2 ** (v / 12)) if unit == "st" else (lambda v: 2 ** v)
-        # first pass: the middle clips of each speaker
-        refs = {}
-        for speaker, items in by_speaker.items():
-            middle = [to_log(value_of(m)) for m, labels in items
-                      if labels.get(attribute) == mid and value_of(m) > 0 and not math.isnan(value_of(m))]
-            if middle:
-                refs[speaker] = median(middle)
-        # the typical offset of the low and high classes from a speaker's middle, among the speakers known so far
-        offsets = {}
-        for value in (low, high):
-            d = [to_log(value_of(m)) - refs[s] for s, items in by_speaker.items() if s in refs
-                 for m, labels in items if labels.get(attribute) == value and value_of(m) > 0]
-            if len(d) >= MIN_EXAMPLES:
-                offsets[value] = median(d)
-        for speaker, items in by_speaker.items():
-            if speaker in refs:
-                continue
-            moved = [to_log(value_of(m)) - offsets[labels[attribute]] for m, labels in items
-                     if labels.get(attribute) in offsets and value_of(m) > 0]
-            if moved:
-                refs[speaker] = median(moved)
-        for speaker, ref in refs.items():
-            out.setdefault(speaker, dict(base.speaker(speaker)))[key] = float(from_log(ref))
-    return out
-
-
 def _fit_rule(rule: Rule, pairs: list[Pair], c: Calibration, base: Calibration) -> dict[str, float]:
     """New values for the rule's Calibration fields (only those that move)."""
     low, mid, high, variable = rule.values
-    levels = {v: _finite(rule.level(m, c, labels.get("speaker")) for m, labels in _labelled(pairs, rule.attribute, v))
-              for v in (low, mid, high)}
     changes = {}
-    low_t = _midpoint(levels[low], levels[mid])
-    high_t = _midpoint(levels[mid], levels[high])
-    new_low = low_t if low_t is not None else getattr(base, rule.low_field)
-    new_high = high_t if high_t is not None else getattr(base, rule.high_field)
-    if new_low < new_high:
-        if low_t is not None:
-            changes[rule.low_field] = low_t
-        if high_t is not None:
-            changes[rule.high_field] = high_t
+    for with_speaker in ((False, True) if rule.speaker_low_field else (False,)):
+        group = [(m, labels) for m, labels in pairs
+                 if rule.uses_speaker(c, labels.get("speaker")) == with_speaker]
+        levels = {v: _finite(rule.level(m, c, labels.get("speaker")) for m, labels in _labelled(group, rule.attribute, v))
+                  for v in (low, mid, high)}
+        low_field, high_field = rule.level_fields(with_speaker)
+        low_t = _midpoint(levels[low], levels[mid])
+        high_t = _midpoint(levels[mid], levels[high])
+        new_low = low_t if low_t is not None else getattr(base, low_field)
+        new_high = high_t if high_t is not None else getattr(base, high_field)
+        if new_low < new_high:
+            if low_t is not None:
+                changes[low_field] = low_t
+            if high_t is not None:
+                changes[high_field] = high_t
     spreads_variable = _finite(rule.change(m) for m, _ in _labelled(pairs, rule.attribute, variable))
     spreads_steady = _finite(rule.change(m) for m, labels in pairs if labels.get(rule.attribute) in (low, mid, high))
     variable_t = _midpoint(spreads_steady, spreads_variable)

@@ -56,8 +56,16 @@ SILENCE_DB = -25.0
 MIN_PROMINENCE_DB = 2.0
 MIN_NUCLEUS_GAP_S = 0.06
 
-CUTS = tuple(q / 100 for q in range(30, 71, 5))
-"""Where the clip is cut in two to look for a change: fractions of its speech span."""
+CUTS = tuple(q / 100 for q in range(40, 61, 5))
+"""Where the clip is cut in two to look for a change: fractions of its speech span (a change half-way;
+wider cuts found more natural differences between a clip's beginning and its end than changes)."""
+NATURAL_PITCH_STEP_ST = -1.1
+"""The median pitch step + jump across a cut of unchanged real speech (dev corpus): declination, removed."""
+NATURAL_PACE_STEP = -0.11
+"""The median log2 rate ratio (after / before) across a cut of unchanged real speech (dev corpus):
+phrase-final lengthening, removed."""
+MIN_RUN_S = 0.045
+"""Voiced runs shorter than this are not counted in the mean voiced-run length."""
 MIN_VOICED_PER_PART = 12
 """Pitch frames (15 ms) each part needs for its median to count."""
 LOCAL_FRAMES = 20
@@ -167,14 +175,14 @@ def measure(clip: DecodedAudio) -> Measures:
         track = _pitch_track(sound)
         f0 = _f0_stats(track.f0)
     with watch.stage("syllables"):
-        nuclei = syllable_nuclei(x, rate, track, speech)
+        nuclei, envelope = syllable_nuclei(x, rate, track, speech)
         count, rate_per_s, spread = _syllable_rates(nuclei, speech)
     with watch.stage("loudness"):
         frame_power = _frame_power(x, rate, len(speech))
         active, spread_db = _active_level(frame_power, speech)
         lufs, fallback = _integrated_loudness(clip, active)
     with watch.stage("change"):
-        changes = _changes(track, nuclei, frame_power, speech)
+        changes = _changes(track, nuclei, envelope, frame_power, speech)
     with watch.stage("voice"):
         voice = _voice(x, rate, track, speech)
     return Measures(
@@ -238,14 +246,15 @@ def semitones(f: float, reference: float) -> float:
 
 # --- pace --------------------------------------------------------------------------------------
 
-def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray) -> np.ndarray:
-    """Times (s) of syllable nuclei: prominent, voiced band-envelope peaks inside VAD speech."""
+def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(times (s) of syllable nuclei: prominent, voiced band-envelope peaks inside VAD speech, the
+    band envelope: RMS amplitude per ENVELOPE_STEP_S frame)."""
     sos = butter(4, ENVELOPE_BAND_HZ, btype="band", fs=rate, output="sos")
     hop = int(round(rate * ENVELOPE_STEP_S))
     band = sosfilt(sos, x)
     frames = len(band) // hop
     if frames < 5:
-        return np.empty(0)
+        return np.empty(0), np.zeros(max(frames, 0))
     energy = (band[:frames * hop].reshape(frames, hop) ** 2).mean(axis=1)
     kernel = np.hanning(7)[1:-1]
     db = 10 * np.log10(np.convolve(energy, kernel / kernel.sum(), mode="same") + 1e-12)
@@ -254,7 +263,7 @@ def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray)
     times = (peaks + 0.5) * ENVELOPE_STEP_S
     voiced = np.interp(times, track.times, track.voiced.astype(float), left=0, right=0) > 0.5
     frame = np.minimum((times / VAD_FRAME_S).astype(int), len(speech) - 1)
-    return times[voiced & speech[frame]]
+    return times[voiced & speech[frame]], np.sqrt(energy)
 
 
 def _syllable_rates(nuclei: np.ndarray, speech: np.ndarray) -> tuple[int, float, float]:
@@ -325,7 +334,8 @@ def _integrated_loudness(clip: DecodedAudio, active_level: float) -> tuple[float
 
 # --- change within the clip --------------------------------------------------------------------
 
-def _changes(track: _Track, nuclei: np.ndarray, frame_power: np.ndarray, speech: np.ndarray) -> dict[str, float]:
+def _changes(track: _Track, nuclei: np.ndarray, envelope: np.ndarray, frame_power: np.ndarray,
+             speech: np.ndarray) -> dict[str, float]:
     """pace_change (ratio >= 1), pitch_change_st and volume_change_db (>= 0): the largest over CUTS.
 
     The level step is taken over the frames the VAD calls speech OR the pitch track calls voiced:
@@ -343,6 +353,7 @@ def _changes(track: _Track, nuclei: np.ndarray, frame_power: np.ndarray, speech:
     vt, vst = track.times[voiced], st[voiced]
     heard_t, heard_pow = frame_t[heard], frame_power[heard]
     sp_t = frame_t[speech]
+    runs = _voiced_runs(track)
     pitch = volume = 0.0
     pace = 1.0
     for q in CUTS:
@@ -351,15 +362,62 @@ def _changes(track: _Track, nuclei: np.ndarray, frame_power: np.ndarray, speech:
         if before.sum() >= MIN_VOICED_PER_PART and after.sum() >= MIN_VOICED_PER_PART:
             step = np.median(vst[after]) - np.median(vst[before])
             jump = np.median(vst[after][:LOCAL_FRAMES]) - np.median(vst[before][-LOCAL_FRAMES:])
-            pitch = max(pitch, abs(step + jump))
+            pitch = max(pitch, abs(step + jump - NATURAL_PITCH_STEP_ST))
         hb, ha = heard_t < cut, heard_t >= cut
         if min(hb.sum(), ha.sum()) * VAD_FRAME_S >= MIN_SPEECH_PER_PART_S:
             volume = max(volume, abs(_db(float(heard_pow[ha].mean())) - _db(float(heard_pow[hb].mean()))))
-        speech_b, speech_a = (sp_t < cut).sum() * VAD_FRAME_S, (sp_t >= cut).sum() * VAD_FRAME_S
-        nb, na = int((nuclei < cut).sum()), int((nuclei >= cut).sum())
-        if min(speech_b, speech_a) >= MIN_SPEECH_PER_PART_S and min(nb, na) >= MIN_NUCLEI_PER_PART:
-            pace = max(pace, _slower_over_faster(nb / speech_b, na / speech_a))
+        pace = max(pace, _pace_step(cut, start, end, sp_t, nuclei, runs, envelope))
     return {"pace_change": float(pace), "pitch_change_st": float(pitch), "volume_change_db": float(volume)}
+
+
+def _voiced_runs(track: _Track) -> np.ndarray:
+    """(start, end) times (s) of the runs of voiced pitch frames at least MIN_RUN_S long, shape (n, 2)."""
+    v = np.concatenate([[False], track.raw_voiced, [False]]).astype(np.int8)
+    edges = np.diff(v)
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    if len(starts) == 0:
+        return np.empty((0, 2))
+    t0 = track.times[starts]
+    t1 = track.times[ends - 1] + PITCH_TIME_STEP_S
+    keep = (t1 - t0) >= MIN_RUN_S
+    return np.stack([t0[keep], t1[keep]], axis=1)
+
+
+def _modulation_hz(envelope: np.ndarray, a: int, b: int) -> float:
+    """The centroid (Hz) of the 1.5-10 Hz modulation spectrum of the band envelope's frames a..b."""
+    e = envelope[a:b]
+    if len(e) < 40:
+        return math.nan
+    e = e - e.mean()
+    spec = np.abs(np.fft.rfft(e * np.hanning(len(e)), 1024)) ** 2
+    f = np.fft.rfftfreq(1024, ENVELOPE_STEP_S)
+    band = (f >= 1.5) & (f <= 10.0)
+    total = spec[band].sum()
+    return float((f[band] * spec[band]).sum() / total) if total > 0 else math.nan
+
+
+def _pace_step(cut, start, end, sp_t, nuclei, runs, envelope) -> float:
+    """The rate ratio (>= 1) across one cut: the mean of three log2 tempo ratios (after / before) - the
+    nuclei rate, the mean voiced-run length (inverted) and the envelope's modulation centroid -, less
+    the natural trend; 1 when fewer than two can be measured."""
+    steps = []
+    speech_b, speech_a = (sp_t < cut).sum() * VAD_FRAME_S, (sp_t >= cut).sum() * VAD_FRAME_S
+    nb, na = int((nuclei < cut).sum()), int((nuclei >= cut).sum())
+    if min(speech_b, speech_a) >= MIN_SPEECH_PER_PART_S and min(nb, na) >= MIN_NUCLEI_PER_PART:
+        steps.append(math.log2((na / speech_a) / (nb / speech_b)))
+    mid = runs.mean(axis=1) if len(runs) else np.empty(0)
+    lengths = runs[:, 1] - runs[:, 0] if len(runs) else np.empty(0)
+    before, after = lengths[mid < cut], lengths[mid >= cut]
+    if len(before) >= 2 and len(after) >= 2:
+        steps.append(math.log2(before.mean() / after.mean()))
+    c = int(cut / ENVELOPE_STEP_S)
+    mb = _modulation_hz(envelope, int(start / ENVELOPE_STEP_S), c)
+    ma = _modulation_hz(envelope, c, int(end / ENVELOPE_STEP_S))
+    if mb > 0 and ma > 0:
+        steps.append(math.log2(ma / mb))
+    if len(steps) < 2:
+        return 1.0
+    return float(2 ** abs(float(np.mean(steps)) - NATURAL_PACE_STEP))
 
 
 # --- voice -------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import math
 import random
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ import parselmouth
 from label_config.schema import ATTRIBUTES
 from ml_backend.audio import decode
 from ml_backend.labels import (DEFAULT_CALIBRATION, RULES, Calibration, decide, fit, fit_score_curve,
-                               margin_of, voice_words)
+                               margin_of, speaker_references, voice_words)
 from ml_backend.measures import Measures, measure
 from ml_backend.model import describe_file
 from scripts.local import corpus
@@ -60,8 +61,16 @@ def measure_rows(rows: list[dict[str, str]]) -> dict[str, Measures]:
     return out
 
 
+def references(rows, measures) -> dict[str, dict[str, float]]:
+    """The speaker references the backend would hold for a project of these clips (task data `speaker`)."""
+    return speaker_references((r["speaker"], measures[r["file"]]) for r in rows
+                              if r["file"] in measures and r["variant"] != "voice")
+
+
 def predictions(rows, measures, calibration=DEFAULT_CALIBRATION, with_speaker=False):
-    """file -> {attribute: Decision}."""
+    """file -> {attribute: Decision}; `with_speaker`: as in a project whose tasks carry the speaker."""
+    if with_speaker:
+        calibration = replace(calibration, speakers=references(rows, measures))
     return {r["file"]: decide(measures[r["file"]], calibration, r["speaker"] if with_speaker else None)
             for r in rows if r["file"] in measures}
 
@@ -126,9 +135,13 @@ def print_checks(title: str, rows, ours, base=None) -> None:
     header = f"  {'check':<40}{'clesc features':>16}" + (f"{'baseline script':>17}" if theirs else "")
     print(header)
     for attr in ATTRIBUTES:
-        for key, text in (("ordered", f"{attr} labels in order"), ("variable", f"{attr}: 'variable' on its splice")):
-            cell = f"{mine[attr][key]}/{n}"
-            print(f"  {text:<40}{cell:>16}" + (f"{str(theirs[attr][key]) + '/' + str(n):>17}" if theirs else ""))
+        for key, total, text in (("ordered", "triples", f"{attr} labels in order"),
+                                 ("variable", "splices", f"{attr}: 'variable' on its splice")):
+            if not mine[attr][total]:
+                continue
+            cell = f"{mine[attr][key]}/{mine[attr][total]}"
+            print(f"  {text:<40}{cell:>16}" + (f"{str(theirs[attr][key]) + '/' + str(theirs[attr][total]):>17}"
+                                              if theirs else ""))
     fp = sum(mine[a]["unchanged_variable"] for a in ATTRIBUTES)
     line = f"  {'variable said of an unchanged clip':<40}{f'{fp}/{3 * n}':>16}"
     if theirs:
@@ -173,7 +186,7 @@ def simulate_fit(rows, measures, seeds: int, labelled: int = 50) -> None:
         random.Random(seed).shuffle(order)
         train, test = order[:labelled], order[labelled:]
         pairs = [(measures[r["file"]], {**{a: r[a] for a in ATTRIBUTES}, "speaker": r["speaker"]}) for r in train]
-        fitted = fit(pairs, DEFAULT_CALIBRATION)
+        fitted = fit(pairs, DEFAULT_CALIBRATION, speakers=references(usable, measures))
         for r in test:
             d0 = decide(measures[r["file"]], DEFAULT_CALIBRATION)
             d1 = decide(measures[r["file"]], fitted, r["speaker"])
@@ -181,7 +194,7 @@ def simulate_fit(rows, measures, seeds: int, labelled: int = 50) -> None:
                 before[a].append(d0.get(a) is not None and d0[a].value == r[a])
                 after[a].append(d1.get(a) is not None and d1[a].value == r[a])
     print(f"\nper-project fit: {labelled} labelled clips (simulated consensus), accuracy on the other "
-          f"{len(usable) - labelled}, {seeds} random splits")
+          f"{len(usable) - labelled}, {seeds} random splits (tasks carry the speaker)")
     for a in ATTRIBUTES:
         print(f"  {a:<7} defaults {np.mean(before[a]):.2f}  after the fit {np.mean(after[a]):.2f}")
 
@@ -243,9 +256,16 @@ def print_timing(rows) -> None:
 # --- tuning on the dev part --------------------------------------------------------------------
 
 def tune(rows, measures) -> Calibration:
-    """Thresholds and score curves from the DEV part: what labels.py's defaults were set from."""
+    """Thresholds and score curves from the DEV part: what labels.py's defaults were set from.
+
+    The level thresholds twice: with the speaker unknown (a grid search, the order of the three
+    versions first), and against each speaker's own reference (the median of its clips, as the backend
+    holds it for a project whose tasks carry the speaker: the midpoints between the classes' medians).
+    """
     c = DEFAULT_CALIBRATION
-    steady = [r for r in rows if not r["variant"].startswith("splice") and r["file"] in measures]
+    refs = references(rows, measures)
+    steady = [r for r in rows if not r["variant"].startswith("splice") and r["file"] in measures
+              and r["variant"] != "voice"]
     changes = {}
     for attr, rule in RULES.items():
         splice = [rule.change(measures[r["file"]]) for r in rows if r["variant"] == corpus.SPLICES[attr]
@@ -254,36 +274,52 @@ def tune(rows, measures) -> Calibration:
         best = max(np.unique(np.round(calm + splice, 3)),
                    key=lambda t: sum(s > t for s in splice) - 3 * sum(s > t for s in calm))
         changes[rule.variable_field] = float(2 ** best if attr == "pace" else best)
-        triple = corpus.ORDINAL_TRIPLES[attr]
-        levels = [(rule.level(measures[r["file"]], c, None), r[attr]) for r in steady if r["variant"] in triple]
-        levels = [(v, t) for v, t in levels if not math.isnan(v)]
-        low, mid, high = ATTRIBUTES[attr].values[:3]
-        grid = np.quantile([v for v, _ in levels], np.linspace(0.02, 0.98, 49))
-        triples = defaultdict(dict)
-        for r in steady:
-            if r["variant"] in triple:
-                triples[r["base"]][triple.index(r["variant"])] = rule.level(measures[r["file"]], c, None)
-        best_pair, best_ok = None, -1.0
-        for i, lo in enumerate(grid):
-            for hi in grid[i + 1:]:
-                right = sum((low if v < lo else high if v > hi else mid) == t for v, t in levels) / len(levels)
-                ordered = sum(_in_order([_level_index(t.get(k, math.nan), lo, hi) for k in range(3)])
-                              for t in triples.values())
-                if ordered + right > best_ok:  # the order first, then the share right
-                    best_pair, best_ok = (float(lo), float(hi)), ordered + right
-        changes[rule.low_field], changes[rule.high_field] = best_pair
+        level = {r["file"]: rule.level(measures[r["file"]], c, None) for r in steady}
+        changes.update(zip(rule.level_fields(False), _tune_levels(attr, steady, level)))
+    # against the speaker's reference: the midpoints between the classes' median levels (what `fit` does)
+    labelled = [(measures[r["file"]], {**{a: r[a] for a in ATTRIBUTES}, "speaker": r["speaker"]}) for r in steady]
+    by_speaker = fit(labelled, c, speakers=refs)
+    for rule in RULES.values():
+        if rule.speaker_low_field:
+            for name in rule.level_fields(True):
+                changes[name] = round(getattr(by_speaker, name), 3)
     tuned = Calibration.from_dict({**c.to_dict(), **changes})
     curves = {}
     for attr, rule in RULES.items():
         margins, right = [], []
-        for r in rows:
-            if r["file"] in measures and r[attr]:
-                decided = margin_of(rule, measures[r["file"]], tuned)
-                if decided is not None:
-                    margins.append(decided[1])
-                    right.append(decided[0] == r[attr])
+        for with_speaker in (False, True):
+            cc = replace(tuned, speakers=refs if with_speaker else {})
+            for r in rows:
+                if r["file"] in measures and r[attr]:
+                    decided = margin_of(rule, measures[r["file"]], cc, r["speaker"] if with_speaker else None)
+                    if decided is not None:
+                        margins.append(decided[1])
+                        right.append(decided[0] == r[attr])
         curves[attr] = tuple(round(v, 2) for v in fit_score_curve(margins, right))
     return Calibration.from_dict({**tuned.to_dict(), "score_curves": curves})
+
+
+def _tune_levels(attr, steady, level) -> tuple[float, float]:
+    """(low, high) thresholds: the three versions of each base clip in order first, then the share right."""
+    triple = corpus.ORDINAL_TRIPLES[attr]
+    levels = [(level[r["file"]], r[attr]) for r in steady if r["variant"] in triple]
+    levels = [(v, t) for v, t in levels if not math.isnan(v)]
+    low, mid, high = ATTRIBUTES[attr].values[:3]
+    grid = np.quantile([v for v, _ in levels], np.linspace(0.02, 0.98, 49))
+    triples = defaultdict(dict)
+    for r in steady:
+        if r["variant"] in triple:
+            triples[(r["base"], r["degradation"])][triple.index(r["variant"])] = level[r["file"]]
+    best_pair, best_ok = None, -1.0
+    for i, lo in enumerate(grid):
+        for hi in grid[i + 1:]:
+            right = sum((low if v < lo else high if v > hi else mid) == t for v, t in levels) / len(levels)
+            ordered = sum(_in_order([_level_index(t.get(k, math.nan), lo, hi) for k in range(3)])
+                          for t in triples.values())
+            score = 2 * ordered / max(1, len(triples)) + right  # the order first, then the share right
+            if score > best_ok:
+                best_pair, best_ok = (round(float(lo), 3), round(float(hi), 3)), score
+    return best_pair
 
 
 def _level_index(level: float, low: float, high: float) -> int:
@@ -313,16 +349,23 @@ def main(argv: list[str] | None = None) -> None:
     measures = measure_rows(held + [r for r in rows if r["split"] in ("espeak", "voice")])
     for degradation in ("clean", "degraded"):
         part = [r for r in held if (r["degradation"] == "clean") == (degradation == "clean")]
-        ours = labels_only(predictions(part, measures))
         base = {r["file"]: baseline_labels(r["path"]) for r in part if r["variant"] != "voice"}
-        print_checks(f"held-out real speech, {degradation}", part, ours, base)
+        print_checks(f"held-out real speech, {degradation}, speaker unknown", part,
+                     labels_only(predictions(part, measures)), base)
+        print_checks(f"held-out real speech, {degradation}, speaker known (its clips in the project)", part,
+                     labels_only(predictions(part, measures, with_speaker=True)))
     sweep = [r for r in rows if r["split"] == "espeak"]
     print_checks("espeak-ng sweep (3 sentences x 2 voices x 3 settings)", sweep,
                  labels_only(predictions(sweep, measures)))
     print_samples()
     clean = [r for r in held if r["degradation"] == "clean" and r["variant"] != "voice"]
-    print_reliability("held-out, clean and degraded", [r for r in held if r["variant"] != "voice"],
-                      predictions([r for r in held if r["variant"] != "voice"], measures))
+    steady_rows = [r for r in held if r["variant"] != "voice"]
+    decided = predictions(steady_rows, measures)
+    for degradation in ("clean", "degraded"):
+        part = [r for r in steady_rows if (r["degradation"] == "clean") == (degradation == "clean")]
+        decided |= {f"{f}#speaker": d for f, d in predictions(part, measures, with_speaker=True).items()}
+    print_reliability("held-out, clean and degraded, speaker unknown and known",
+                      steady_rows + [{**r, "file": f"{r['file']}#speaker"} for r in steady_rows], decided)
     simulate_fit(clean, measures, args.seeds)
     print_voice_words([r for r in rows if r["split"] == "voice" or (r["split"] == "heldout" and r["variant"] == "voice")],
                       measures)

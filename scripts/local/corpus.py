@@ -401,7 +401,8 @@ def checks(rows: list[dict[str, str]], predicted: dict[str, dict[str, str]]) -> 
       right order: none "variable", never lower for the higher version, and the highest above the lowest;
     - variable: spliced clips labelled "variable";
     - unchanged_variable: unchanged clips (the base itself) labelled "variable";
-    and `bases`, the number of base clips.
+    and `bases`, the number of base clips, `triples` and `splices`, how many have the three versions
+    and the splice (the sweep of espeak-ng has triples of one attribute per base and no splices).
     """
     from label_config.schema import ATTRIBUTES
 
@@ -412,8 +413,10 @@ def checks(rows: list[dict[str, str]], predicted: dict[str, dict[str, str]]) -> 
     out = {}
     for attr, triple in ORDINAL_TRIPLES.items():
         scale = ATTRIBUTES[attr].values[:3]
-        ordered = variable = unchanged = 0
+        ordered = variable = unchanged = triples = splices = 0
         for variants in by_base.values():
+            triples += all(v in variants for v in triple)
+            splices += SPLICES[attr] in variants
             labels = [predicted.get(variants.get(v, ""), {}).get(attr) for v in triple]
             if all(label in scale for label in labels):
                 ranks = [scale.index(label) for label in labels]
@@ -421,5 +424,5 @@ def checks(rows: list[dict[str, str]], predicted: dict[str, dict[str, str]]) -> 
             variable += predicted.get(variants.get(SPLICES[attr], ""), {}).get(attr) == "variable"
             unchanged += predicted.get(variants.get("base", ""), {}).get(attr) == "variable"
         out[attr] = {"ordered": ordered, "variable": variable, "unchanged_variable": unchanged,
-                     "bases": len(by_base)}
+                     "bases": len(by_base), "triples": triples, "splices": splices}
     return out

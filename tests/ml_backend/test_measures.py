@@ -11,6 +11,7 @@ import csv
 import io
 import math
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +28,18 @@ from ml_backend.labels import (
     label,
     model_version,
     pitch_level,
+    speaker_references,
 )
 from ml_backend.measures import Measures, measure
 
 SR = 16_000
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-MIN_CORRECT_SAMPLES = 2
-"""KNOWN REGRESSION: the first rules, fitted on these espeak clips, got 6 of 8 per attribute; the
-real-speech defaults get pace 4, pitch 5, volume 2 (see the README's ML backend section)."""
+MIN_CORRECT_SAMPLES = {"pace": 4, "pitch": 6, "volume": 3}
+"""Of the 8 shipped espeak-ng samples. The first rules, fitted on these clips, got 6 of 8 on each
+attribute. The real-speech rules get pitch 7; volume 3, because the samples' volume scale contradicts
+the real recordings' (their "medium", espeak -a 100, is as loud as a recording normalised to -3 dBFS
+peak, which the corpus calls "loud"); pace 4 (espeak's 165 and 250 wpm give the same nuclei rate).
+See the README's ML backend section; the espeak-ng sweep (tests/ml_backend/test_corpus.py) is in order."""
 
 
 def voice(seconds: float = 4.0, f0: float = 120.0, f0_end: float | None = None, rate: float = 4.5,
@@ -271,17 +276,31 @@ def test_fit_keeps_a_threshold_when_a_class_has_fewer_than_two_examples():
     assert fitted.pace_fast_above == DEFAULT_CALIBRATION.pace_fast_above
 
 
-def test_fit_learns_each_speakers_reference_and_the_variable_threshold():
-    pairs = [(made(f0_median_hz=f), {"pitch": "medium", "speaker": "s1"}) for f in (118.0, 122.0, 125.0)]
-    pairs += [(made(f0_median_hz=260.0), {"pitch": "high", "speaker": "s2"}),
-              (made(f0_median_hz=150.0), {"pitch": "low", "speaker": "s1"})]
+def test_speaker_references_are_the_medians_of_each_speakers_clips():
+    clips = [("s1", made(f0_median_hz=f, syllable_rate=r)) for f, r in ((118.0, 4.0), (122.0, 4.4), (160.0, 5.0))]
+    clips += [("s2", made(f0_median_hz=200.0)), ("s2", made(f0_median_hz=210.0)), (None, made())]
+    refs = speaker_references(clips)
+    assert refs == {"s1": {"f0_hz": 122.0, "rate": 4.4, "clips": 3}}  # s2 has too few clips, None is no speaker
+    c = replace(DEFAULT_CALIBRATION, speakers=refs)
+    # against the speaker's own reference a raised voice is "high", whatever its class
+    assert label(made(f0_median_hz=122.0 * 2 ** (4.5 / 12)), c, speaker="s1")["pitch"][0] == "high"
+    assert label(made(f0_median_hz=122.0 * 2 ** (-3.5 / 12)), c, speaker="s1")["pitch"][0] == "low"
+    assert label(made(f0_median_hz=122.0), c, speaker="s1")["pitch"][0] == "medium"
+    assert label(made(syllable_rate=4.4 * 1.5), c, speaker="s1")["pace"][0] == "fast"
+
+
+def test_fit_moves_the_speaker_thresholds_and_the_variable_threshold():
+    refs = {"s1": {"f0_hz": 120.0, "rate": 4.0, "clips": 9}}
+    pairs = [(made(f0_median_hz=120.0 * 2 ** (st / 12)), {"pitch": v, "speaker": "s1"})
+             for st, v in ((-5, "low"), (-4, "low"), (0, "medium"), (0.5, "medium"), (5, "high"), (6, "high"))]
     pairs += [(made(volume_change_db=s), {"volume": v}) for s, v in
               ((4.0, "medium"), (6.0, "quiet"), (19.0, "variable"), (21.0, "variable"))]
-    fitted = fit(pairs, DEFAULT_CALIBRATION)
-    assert fitted.speakers["s1"]["f0_hz"] == pytest.approx(122.0)
-    assert "s2" not in fitted.speakers or "f0_hz" not in fitted.speakers["s2"]  # no class offsets from 1 clip
+    fitted = fit(pairs, DEFAULT_CALIBRATION, speakers=refs)
+    assert fitted.speaker_pitch_low_below_st == pytest.approx((-4.5 + 0.25) / 2)
+    assert fitted.speaker_pitch_high_above_st == pytest.approx((0.25 + 5.5) / 2)
+    assert fitted.pitch_low_below_st == DEFAULT_CALIBRATION.pitch_low_below_st  # no clip without a reference
     assert fitted.volume_variable_above_db == pytest.approx((5.0 + 20.0) / 2)
-    assert label(made(f0_median_hz=122.0), fitted, speaker="s1")["pitch"][0] == "medium"
+    assert fitted.speakers == refs
 
 
 def test_fit_without_labels_keeps_every_threshold():
@@ -303,6 +322,6 @@ def test_samples_get_their_manifest_labels():
     for attr in ATTRIBUTES:
         confusion = Counter((row[attr], predicted[row["file"]][attr][0]) for row in rows)
         correct = sum(n for (truth, guess), n in confusion.items() if truth == guess)
-        if correct < MIN_CORRECT_SAMPLES:
+        if correct < MIN_CORRECT_SAMPLES[attr]:
             failures.append(f"{attr}: {correct}/{len(rows)} correct; (manifest, predicted): {dict(confusion)}")
     assert not failures, "\n".join(failures)
