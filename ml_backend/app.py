@@ -6,6 +6,7 @@ to label-studio-ml 1.0.9's routes:
   ML backend's `basic_auth_user`/`basic_auth_pass` with every call); 401 otherwise;
 - `/setup` takes the project and schema only: the LS URL and token come from the backend's own
   settings, never from the caller's `hostname`/`access_token`; a project that is not an id is 400;
+  it answers the model_version of the project's predictions, so LS predicts each task once per version;
 - `/train` and `/is_training` (1.0.9's job manager writes JSON files under any path given as
   `project`) are 404: LS 1.23 trains through `/webhook`;
 - `/webhook` answers at once and refits in the background (the model checks the task against LS);
@@ -57,7 +58,11 @@ PROJECT = re.compile(r"^\d{1,12}(\.\d{1,20})?$")
 
 
 def setup_view():
-    """LS's /setup: the project and its schema; hostname and access_token in the body are ignored."""
+    """LS's /setup: the project and its schema; hostname and access_token in the body are ignored.
+
+    Answers the model_version our predictions in that project carry now: LS 1.23 predicts again for
+    every task with no prediction of the version /setup reports (label-studio-ml reports "INITIAL",
+    which no prediction carries, so LS stored another prediction each time a task was opened)."""
     from flask import jsonify, request
     from label_studio_ml.api import _manager
 
@@ -65,9 +70,9 @@ def setup_view():
     project = str(data.get("project") or "")
     if not PROJECT.match(project):
         return jsonify({"error": "project must be a Label Studio project id"}), 400
-    model = _manager.fetch(project, data.get("schema"), bool(data.get("force_reload", False)),
-                           model_version=data.get("model_version"))
-    return jsonify({"model_version": model.model_version})
+    # LS's model_version is not handed on: label-studio-ml would look for a training job of that name.
+    model = _manager.fetch(project, data.get("schema"), bool(data.get("force_reload", False)))
+    return jsonify({"model_version": model.model.current_model_version(project.split(".")[0])})
 
 
 def _not_served():

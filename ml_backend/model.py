@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from ml_backend.fetch import AudioSource, FetchError
 from ml_backend.labels import Calibration, fit, label, model_version, voice_words
 from ml_backend.measures import Measures, measure
 
-BACKEND_VERSION = "clesc-acoustic-2"
+BACKEND_VERSION = "clesc-acoustic-3"
 log = logging.getLogger("clesc.ml_backend")
 
 
@@ -92,19 +92,33 @@ class ClescBackend(LabelStudioMLBase):
                               max_samples=self.cfg.max_samples))
 
     def predict(self, tasks, **kwargs):
-        """One prediction per task (pace, pitch, volume with scores); [] for a task whose audio fails."""
-        predictions = []
+        """One prediction per task (pace, pitch, volume with scores); [] for a task whose audio fails.
+
+        The whole batch is measured first: tasks that carry a `speaker` add their clip to the
+        project's speaker references, so a batch of a speaker's clips is labelled against them."""
+        measured: list[Measures | None] = []
         for task in tasks:
-            project = task.get("project")
-            calibration = self.calibrations.calibration(project)
             try:
-                measures = self.measure_task(task)
+                measured.append(self.measure_task(task))
             except (AudioError, FetchError) as e:
                 log.error("task %s: no prediction: %s", task.get("id"), e)
-                predictions.append([])
-                continue
-            predictions.append(prediction(measures, calibration, task_speaker(task), self.cfg.min_score))
-        return predictions
+                measured.append(None)
+        predictions = []
+        for project in dict.fromkeys(task.get("project") for task in tasks):
+            of_project = [(t, m) for t, m in zip(tasks, measured) if t.get("project") == project]
+            refs = self.calibrations.speakers(project, {t.get("id"): (task_speaker(t), m) for t, m in of_project
+                                                        if m is not None and task_speaker(t) and t.get("id") is not None})
+            calibration = replace(self.calibrations.calibration(project), speakers=refs)
+            for task, m in of_project:
+                predictions.append((task, [] if m is None else
+                                    prediction(m, calibration, task_speaker(task), self.cfg.min_score)))
+        order = {id(t): i for i, t in enumerate(tasks)}
+        return [p for _, p in sorted(predictions, key=lambda tp: order[id(tp[0])])]
+
+    def current_model_version(self, project: Any) -> str:
+        """The model_version this backend's predictions carry in `project` now (what /setup reports,
+        so that LS sees which tasks already hold a prediction of it and does not ask again)."""
+        return f"{BACKEND_VERSION}/{model_version(self.calibrations.calibration(project))}"
 
     def fit(self, tasks, workdir=None, **kwargs):
         """Refit the project's calibration after an annotation event, from that task's majority labels."""
@@ -135,7 +149,8 @@ class ClescBackend(LabelStudioMLBase):
                 log.error("fit: task %s skipped: %s", task_id, e)
         else:
             pairs.pop(str(task_id), None)
-        calibration = fit([(Measures.from_dict(p["measures"]), p["labels"]) for p in pairs.values()], Calibration())
+        calibration = fit([(Measures.from_dict(p["measures"]), p["labels"]) for p in pairs.values()], Calibration(),
+                          speakers=self.calibrations.speakers(project))
         self.calibrations.save(project, calibration, pairs)
         log.info("fit: project %s calibration %s from %d clip(s)", project, calibration.name, len(pairs))
         return {"calibration": calibration.name, "clips": len(pairs)}

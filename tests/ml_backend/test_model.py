@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ml_backend.fetch import AudioSource, FetchError
-from ml_backend.model import BackendConfig, ClescBackend, majority_labels
+from ml_backend.model import BACKEND_VERSION, BackendConfig, ClescBackend, majority_labels
 from webhooks.settings import PROJECT_ROOT
 
 CLIP = PROJECT_ROOT / "samples" / "clips" / "plain-normal-medium.wav"
@@ -98,8 +98,46 @@ def test_batch_predict_skips_bad_tasks_and_continues(tmp_path):
     assert [bool(p) for p in predictions] == [True, False, False, False, True]
     first = predictions[0]
     assert {"pace", "pitch", "volume"} <= {r["from_name"] for r in first["result"]}
-    assert first["model_version"].startswith("clesc-acoustic-2/")
+    assert first["model_version"].startswith(BACKEND_VERSION + "/")
     assert first["result"][0]["meta"]["measures"]
+
+
+def test_setup_reports_the_model_version_the_predictions_carry(tmp_path):
+    """LS 1.23 predicts again for every task without a prediction of the version /setup reports."""
+    from ml_backend.app import create_ml_app
+
+    root = tmp_path / "audio"
+    (root / "clips").mkdir(parents=True)
+    shutil.copy(CLIP, root / "clips" / "good.wav")
+    app = create_ml_app(BackendConfig(model_dir=tmp_path / "models", audio_root=root, min_score=0.0))
+    client = app.test_client()
+    setup = client.post("/setup", json={"project": "7.1700000000", "schema": "<View/>"}).get_json()
+    answer = client.post("/predict", json={"tasks": [{"id": 1, "project": 7, "data": {
+        "audio": "/data/local-files/?d=clips/good.wav"}}], "project": "7.1700000000", "label_config": "<View/>"})
+    assert answer.get_json()["results"][0]["model_version"] == setup["model_version"] != "INITIAL"
+    assert setup["model_version"].startswith(BACKEND_VERSION + "/")
+
+
+def test_a_batch_of_a_speakers_clips_is_labelled_against_the_speaker(tmp_path):
+    """Tasks carrying `speaker` build the speaker's reference; its clips are then labelled against it."""
+    root = tmp_path / "audio"
+    (root / "clips").mkdir(parents=True)
+    shutil.copy(CLIP, root / "clips" / "good.wav")
+    ClescBackend.config = BackendConfig(model_dir=tmp_path / "models", audio_root=root, min_score=0.0)
+    try:
+        backend = ClescBackend()
+        tasks = [{"id": i, "project": 3, "data": {"audio": "/data/local-files/?d=clips/good.wav", "speaker": "anna"}}
+                 for i in range(3)]
+        predictions = backend.predict(tasks)
+        refs = backend.calibrations.speakers(3)
+        again = backend.predict(tasks[:1])
+    finally:
+        ClescBackend.config = None
+    assert refs["anna"]["clips"] == 3  # each task counted once, however often it is predicted
+    assert backend.calibrations.speakers(3)["anna"]["clips"] == 3
+    pitch = [next(r["value"]["choices"][0] for r in p["result"] if r["from_name"] == "pitch") for p in predictions]
+    assert pitch == ["medium"] * 3  # a speaker's usual height is its medium
+    assert again[0]["result"] == predictions[0]["result"]
 
 
 def _ann(pace, pitch="medium", volume="medium", cancelled=False):
