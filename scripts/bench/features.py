@@ -170,6 +170,17 @@ def reliability(rows, decided) -> list[tuple[str, int, float]]:
     return out
 
 
+def all_decisions(held, measures):
+    """(rows, decisions) of every held-out pre-fill: clean and degraded, speaker unknown and known (a
+    project of the clean clips, one of the degraded ones); the speaker-known rows' files end in #speaker."""
+    steady_rows = [r for r in held if r["variant"] != "voice"]
+    decided = predictions(steady_rows, measures)
+    for clean in (True, False):
+        part = [r for r in steady_rows if (r["degradation"] == "clean") == clean]
+        decided |= {f"{f}#speaker": d for f, d in predictions(part, measures, with_speaker=True).items()}
+    return steady_rows + [{**r, "file": f"{r['file']}#speaker"} for r in steady_rows], decided
+
+
 def print_reliability(title, rows, decided) -> None:
     print(f"\n{title}: reliability of the scores (every pace/pitch/volume pre-fill)")
     print(f"  {'score':<16}{'pre-fills':>10}{'right':>8}")
@@ -177,39 +188,62 @@ def print_reliability(title, rows, decided) -> None:
         print(f"  {name:<16}{n:>10}{share:>8.2f}")
 
 
-def simulate_fit(rows, measures, seeds: int, labelled: int = 50) -> None:
-    """Label `labelled` clips (their made-to-carry labels as the consensus), fit, predict the rest."""
+def simulate_fit(rows, measures, seeds: int, labelled: int = 50) -> dict[str, tuple[float, float]]:
+    """Label `labelled` clips (their made-to-carry labels as the consensus), fit, predict the rest.
+
+    {attribute: (accuracy with the defaults, accuracy after the fit)} on the other clips, over `seeds`
+    random splits; the tasks carry the speaker (the project's speaker references from all its clips)."""
     usable = [r for r in rows if r["file"] in measures and r["variant"] != "voice"]
+    refs = references(usable, measures)
     before, after = defaultdict(list), defaultdict(list)
     for seed in range(seeds):
         order = usable[:]
         random.Random(seed).shuffle(order)
         train, test = order[:labelled], order[labelled:]
         pairs = [(measures[r["file"]], {**{a: r[a] for a in ATTRIBUTES}, "speaker": r["speaker"]}) for r in train]
-        fitted = fit(pairs, DEFAULT_CALIBRATION, speakers=references(usable, measures))
+        fitted = fit(pairs, DEFAULT_CALIBRATION, speakers=refs)
         for r in test:
             d0 = decide(measures[r["file"]], DEFAULT_CALIBRATION)
             d1 = decide(measures[r["file"]], fitted, r["speaker"])
             for a in ATTRIBUTES:
                 before[a].append(d0.get(a) is not None and d0[a].value == r[a])
                 after[a].append(d1.get(a) is not None and d1[a].value == r[a])
+    return {a: (float(np.mean(before[a])), float(np.mean(after[a]))) for a in ATTRIBUTES}
+
+
+def print_fit(rows, measures, seeds: int, labelled: int = 50) -> None:
+    usable = [r for r in rows if r["file"] in measures and r["variant"] != "voice"]
     print(f"\nper-project fit: {labelled} labelled clips (simulated consensus), accuracy on the other "
           f"{len(usable) - labelled}, {seeds} random splits (tasks carry the speaker)")
-    for a in ATTRIBUTES:
-        print(f"  {a:<7} defaults {np.mean(before[a]):.2f}  after the fit {np.mean(after[a]):.2f}")
+    for a, (before, after) in simulate_fit(rows, measures, seeds, labelled).items():
+        print(f"  {a:<7} defaults {before:.2f}  after the fit {after:.2f}")
+
+
+def voice_word_counts(rows, measures, min_score: float) -> dict[str, dict[str, int]]:
+    """{word: {hits, positives, false, negatives}}: the word suggested (score >= min_score) on the clips
+    that carry it and on those that do not."""
+    truth = [r for r in rows if r["file"] in measures]
+    out = {}
+    for word in sorted({r["voice"] for r in rows if r["voice"]}):
+        said = {r["file"] for r in truth
+                if any(w == word and s >= min_score for w, s in voice_words(measures[r["file"]]))}
+        positives = [r for r in truth if r["voice"] == word]
+        out[word] = {"hits": sum(r["file"] in said for r in positives), "positives": len(positives),
+                     "false": sum(r["file"] in said for r in truth if r["voice"] != word),
+                     "negatives": len(truth) - len(positives)}
+    return out
 
 
 def print_voice_words(rows, measures) -> None:
     print("\nvoice words (suggested with score >= %.1f) against their ground truth" % MIN_SCORE)
-    words = sorted({r["voice"] for r in rows if r["voice"]})
-    for word in words:
-        truth = [r for r in rows if r["file"] in measures]
-        said = {r["file"] for r in truth if any(w == word and s >= MIN_SCORE for w, s in voice_words(measures[r["file"]]))}
-        positives = [r for r in truth if r["voice"] == word]
-        hits = sum(r["file"] in said for r in positives)
-        false = sum(r["file"] in said for r in truth if r["voice"] != word)
-        print(f"  {word:<12} found on {hits}/{len(positives)} clips that carry it; said of {false}/"
-              f"{len(truth) - len(positives)} that do not")
+    for word, n in voice_word_counts(rows, measures, MIN_SCORE).items():
+        print(f"  {word:<12} found on {n['hits']}/{n['positives']} clips that carry it; said of {n['false']}/"
+              f"{n['negatives']} that do not")
+
+
+def voice_rows(rows):
+    """The clips with voice-word ground truth: espeak-ng's variants and the held-out clips made monotonous."""
+    return [r for r in rows if r["split"] == "voice" or (r["split"] == "heldout" and r["variant"] == "voice")]
 
 
 def print_samples() -> None:
@@ -359,16 +393,9 @@ def main(argv: list[str] | None = None) -> None:
                  labels_only(predictions(sweep, measures)))
     print_samples()
     clean = [r for r in held if r["degradation"] == "clean" and r["variant"] != "voice"]
-    steady_rows = [r for r in held if r["variant"] != "voice"]
-    decided = predictions(steady_rows, measures)
-    for degradation in ("clean", "degraded"):
-        part = [r for r in steady_rows if (r["degradation"] == "clean") == (degradation == "clean")]
-        decided |= {f"{f}#speaker": d for f, d in predictions(part, measures, with_speaker=True).items()}
-    print_reliability("held-out, clean and degraded, speaker unknown and known",
-                      steady_rows + [{**r, "file": f"{r['file']}#speaker"} for r in steady_rows], decided)
-    simulate_fit(clean, measures, args.seeds)
-    print_voice_words([r for r in rows if r["split"] == "voice" or (r["split"] == "heldout" and r["variant"] == "voice")],
-                      measures)
+    print_reliability("held-out, clean and degraded, speaker unknown and known", *all_decisions(held, measures))
+    print_fit(clean, measures, args.seeds)
+    print_voice_words(voice_rows(rows), measures)
     if not args.no_timing:
         print_timing(held)
 

@@ -325,3 +325,14 @@ def test_samples_get_their_manifest_labels():
         if correct < MIN_CORRECT_SAMPLES[attr]:
             failures.append(f"{attr}: {correct}/{len(rows)} correct; (manifest, predicted): {dict(confusion)}")
     assert not failures, "\n".join(failures)
+
+
+def test_integrated_loudness_is_pyloudnorms_figure():
+    import pyloudnorm
+
+    from ml_backend.measures import _integrated_loudness
+
+    for row in sample_rows():
+        clip = decode(SAMPLES / row["file"])
+        expected = pyloudnorm.Meter(clip.sample_rate, block_size=0.4).integrated_loudness(clip.samples.astype(np.float64))
+        assert _integrated_loudness(clip, -20.0) == (pytest.approx(expected, abs=1e-9), False)
