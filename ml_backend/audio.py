@@ -4,8 +4,8 @@ soundfile (libsndfile 1.2.2) reads WAV, FLAC, OGG (Vorbis, Opus) and MP3; PyAV (
 its wheels) reads M4A/MP4 and raw ADTS AAC (VoxCeleb2 ships M4A). Whatever the source, the clip is
 refused BEFORE decoding when its decoded size (channels x rate x seconds, from the header) is over
 `max_samples` or its duration over `max_seconds`; then it is read block by block, each block mixed
-down to mono and resampled to `rate` (8 kHz) as it comes, so memory stays at the size of the mono
-16 kHz result whatever the channel count or rate. Anything we cannot measure (empty, corrupt,
+down to mono as it comes (memory stays at the size of the mono signal whatever the channel count),
+and resampled once to `rate` (8 kHz). Anything we cannot measure (empty, corrupt,
 silent, too long, too large) is an `AudioError` whose message says in words what is wrong, so the ML
 backend can log it and skip the task instead of crashing.
 """
@@ -170,15 +170,29 @@ class _Resampler:
 
 
 def _read_blocks(f: sf.SoundFile, rate: int, max_samples: int) -> np.ndarray:
-    """The file read block by block, each block mixed down and resampled as it comes."""
-    resampler = _Resampler(int(f.samplerate), rate)
+    """The file read block by block, each block mixed down as it comes, then resampled once
+    (scipy's polyphase filter: a third of the time of FFmpeg's resampler fed block by block)."""
+    blocks = []
     read = 0
     for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
         read += block.size
         if read > max_samples:  # a header that under-declared its length
             raise AudioError(f"the audio is too large to decode: more than {max_samples:,} samples")
-        resampler.push(block.mean(axis=1, dtype=np.float32))
-    return resampler.finish()
+        blocks.append(block.mean(axis=1, dtype=np.float32))
+    mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return resample(mono, int(f.samplerate), rate)
+
+
+def resample(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
+    """`mono` from `source_rate` to `rate` (polyphase, anti-aliased), float32."""
+    if source_rate == rate or len(mono) == 0:
+        return mono.astype(np.float32, copy=False)
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(source_rate, rate)
+    return resample_poly(mono, rate // g, source_rate // g).astype(np.float32, copy=False)
 
 
 def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):

@@ -49,7 +49,7 @@ if any(len(a.values) != 4 or a.values[3] != VARIABLE for a in ATTRIBUTES.values(
     raise ImportError("label_config.schema.ATTRIBUTES no longer lists (low, middle, high, 'variable') values")
 
 DEFAULT_SCORE_CURVES: dict[str, tuple[float, float]] = {
-    "pace": (0.0, 0.66), "pitch": (3.3, -0.08), "volume": (1.92, 3.15)}
+    "pace": (0.08, 0.68), "pitch": (3.36, 0.02), "volume": (3.05, 2.05)}
 """(slope, offset) of score = logistic(slope * margin + offset), per attribute (fitted on the dev corpus)."""
 
 
@@ -60,25 +60,25 @@ class Calibration:
     name: str = "real-speech-dev"
     # pace: log2(syllable rate / reference) and the parts' rate ratio (Measures.pace_change)
     pace_reference_rate: float = 4.3
-    pace_slow_below: float = -0.24
-    pace_fast_above: float = 0.319
-    pace_variable_above: float = 2.375
+    pace_slow_below: float = -0.414
+    pace_fast_above: float = 0.331
+    pace_variable_above: float = 2.355
     # pitch: semitones from the voice reference and the step between the parts (Measures.pitch_change_st)
     low_voice_reference_hz: float = 110.0
     high_voice_reference_hz: float = 200.0
     voice_glide_st: float = 6.0
-    pitch_low_below_st: float = -5.89
-    pitch_high_above_st: float = 3.876
-    pitch_variable_above_st: float = 12.41
+    pitch_low_below_st: float = -5.876
+    pitch_high_above_st: float = 4.148
+    pitch_variable_above_st: float = 12.723
     # pace and pitch relative to the speaker's own reference (its clips in the project, task data `speaker`)
-    speaker_pace_slow_below: float = -0.143
-    speaker_pace_fast_above: float = 0.223
-    speaker_pitch_low_below_st: float = -1.752
-    speaker_pitch_high_above_st: float = 2.239
+    speaker_pace_slow_below: float = -0.15
+    speaker_pace_fast_above: float = 0.218
+    speaker_pitch_low_below_st: float = -1.767
+    speaker_pitch_high_above_st: float = 2.231
     # volume: active speech level (Measures.active_level_dbfs) and the parts' level step (volume_change_db)
-    volume_quiet_below_dbfs: float = -40.677
-    volume_loud_above_dbfs: float = -28.683
-    volume_variable_above_db: float = 8.514
+    volume_quiet_below_dbfs: float = -40.67
+    volume_loud_above_dbfs: float = -28.671
+    volume_variable_above_db: float = 12.747
     # per-speaker references (`speaker_references`): speaker -> {"f0_hz": ..., "rate": ..., "clips": n}
     speakers: dict[str, dict[str, float]] = field(default_factory=dict)
     score_curves: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_SCORE_CURVES))

@@ -6,7 +6,7 @@ Sound and one Praat pitch track, and every measure reuses them (nothing is compu
 stage is timed (`Measures.timings_ms`) so `scripts/bench/features.py` can report milliseconds per stage.
 
 - speaking time: webrtcvad (aggressiveness 2, 30 ms frames) on the 16-bit PCM of the clip;
-- pitch: Praat autocorrelation (`to_pitch_ac`, floor 60 Hz, ceiling 600 Hz, 15 ms steps), frames an
+- pitch: Praat autocorrelation (`to_pitch_ac`, floor 60 Hz, ceiling 600 Hz, 20 ms steps), frames an
   octave away from the clip's median dropped as tracking errors; median, p10, p90, p10-p90 range;
 - pace: syllable nuclei after de Jong & Wempe (2009) on a 300-3000 Hz band envelope: peaks that
   stand out by MIN_PROMINENCE_DB, above the 0.99 quantile minus 25 dB, voiced and inside speech;
@@ -28,6 +28,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 
 import numpy as np
 import parselmouth
@@ -45,7 +46,7 @@ MIN_SPEAKING_S = 0.3
 
 PITCH_FLOOR_HZ = 60.0
 PITCH_CEILING_HZ = 600.0
-PITCH_TIME_STEP_S = 0.015
+PITCH_TIME_STEP_S = 0.02
 OCTAVE_ERROR_RATIO = 1.9
 """Voiced frames more than this factor above or below the clip's median F0 are taken as tracking errors."""
 
@@ -66,9 +67,9 @@ NATURAL_PACE_STEP = -0.11
 phrase-final lengthening, removed."""
 MIN_RUN_S = 0.045
 """Voiced runs shorter than this are not counted in the mean voiced-run length."""
-MIN_VOICED_PER_PART = 12
-"""Pitch frames (15 ms) each part needs for its median to count."""
-LOCAL_FRAMES = 20
+MIN_VOICED_PER_PART = round(0.18 / PITCH_TIME_STEP_S)
+"""Pitch frames (0.18 s) each part needs for its median to count."""
+LOCAL_FRAMES = round(0.3 / PITCH_TIME_STEP_S)
 """Voiced frames (~0.3 s) each side of a cut for the jump across it."""
 MIN_SPEECH_PER_PART_S = 0.45
 MIN_NUCLEI_PER_PART = 3
@@ -250,7 +251,7 @@ def semitones(f: float, reference: float) -> float:
 def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(times (s) of syllable nuclei: prominent, voiced band-envelope peaks inside VAD speech, the
     band envelope: RMS amplitude per ENVELOPE_STEP_S frame)."""
-    sos = butter(4, ENVELOPE_BAND_HZ, btype="band", fs=rate, output="sos")
+    sos = _band_filter(rate)
     hop = int(round(rate * ENVELOPE_STEP_S))
     band = sosfilt(sos, x)
     frames = len(band) // hop
@@ -265,6 +266,12 @@ def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray)
     voiced = np.interp(times, track.times, track.voiced.astype(float), left=0, right=0) > 0.5
     frame = np.minimum((times / VAD_FRAME_S).astype(int), len(speech) - 1)
     return times[voiced & speech[frame]], np.sqrt(energy)
+
+
+@lru_cache(maxsize=8)
+def _band_filter(rate: int) -> np.ndarray:
+    """The envelope's band-pass (4th-order Butterworth, second-order sections), designed once per rate."""
+    return butter(4, ENVELOPE_BAND_HZ, btype="band", fs=rate, output="sos")
 
 
 def _syllable_rates(nuclei: np.ndarray, speech: np.ndarray) -> tuple[int, float, float]:

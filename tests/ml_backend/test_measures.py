@@ -34,12 +34,12 @@ from ml_backend.measures import Measures, measure
 
 SR = 16_000
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-MIN_CORRECT_SAMPLES = {"pace": 4, "pitch": 6, "volume": 3}
+MIN_CORRECT_SAMPLES = {"pace": 6, "pitch": 6, "volume": 2}
 """Of the 8 shipped espeak-ng samples. The first rules, fitted on these clips, got 6 of 8 on each
-attribute. The real-speech rules get pitch 7; volume 3, because the samples' volume scale contradicts
-the real recordings' (their "medium", espeak -a 100, is as loud as a recording normalised to -3 dBFS
-peak, which the corpus calls "loud"); pace 4 (espeak's 165 and 250 wpm give the same nuclei rate).
-See the README's ML backend section; the espeak-ng sweep (tests/ml_backend/test_corpus.py) is in order."""
+attribute. The real-speech rules get pace 6 and pitch 7, volume only 2: the samples' volume scale
+contradicts the real recordings' (their "medium", espeak -a 100, is as loud as a recording normalised
+to -3 dBFS peak, which the corpus calls "loud"; their -8 dB "quiet" is less than the corpus's -12 dB
+"medium"), so no level threshold serves both. See the README's ML backend section."""
 
 
 def voice(seconds: float = 4.0, f0: float = 120.0, f0_end: float | None = None, rate: float = 4.5,
