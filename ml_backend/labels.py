@@ -4,15 +4,17 @@ Each attribute is one rule over two measures: a *level* that places the clip on 
 low..high scale and a *change* that says how much it moves between the parts of the clip:
 
 - pace: log2 of the syllable rate over a reference rate (the speaker's, when the project knows
-  the speaker, else the calibration's); change: `pace_change`, the ratio of the parts' rates;
-- pitch: semitones from a voice reference: the speaker's own (learnt by `fit` from the project's
-  clips of that speaker, task data `speaker`), else a reference that glides smoothly from the
-  low-voice to the high-voice one with F0 (`pitch_level`): slow enough that raising a voice always
-  raises its level (at least half a semitone per semitone), so no voice class boundary can flip a
-  raised voice to "low"; change: `pitch_change_st`;
+  the speaker, else the calibration's); change: `pace_change`, the tempo ratio of the parts;
+- pitch: semitones from a voice reference: the speaker's own (`speaker_references`: the median F0 of
+  the project's clips of that speaker, task data `speaker`, no labels needed), else a reference that
+  glides smoothly from the low-voice to the high-voice one with F0 (`pitch_level`): slow enough that
+  raising a voice always raises its level (at least half a semitone per semitone), so no voice class
+  boundary can flip a raised voice to "low"; change: `pitch_change_st`;
 - volume: the active speech level in dBFS (the raw LUFS stay in meta.measures); change:
   `volume_change_db`, the level step between the parts.
 
+Against a speaker's reference the level thresholds are the `speaker_*` ones (a speaker's clips sit
+around 0 there), otherwise the general ones.
 The change is checked first: above its threshold the label is "variable"; otherwise the level
 picks low, middle or high between two thresholds. The attribute values come from
 `label_config.schema.ATTRIBUTES`, whose order is the contract used here: (low, middle, high, "variable").

@@ -12,11 +12,12 @@ stage is timed (`Measures.timings_ms`) so `scripts/bench/features.py` can report
   stand out by MIN_PROMINENCE_DB, above the 0.99 quantile minus 25 dB, voiced and inside speech;
   the rate is nuclei per second of speaking time;
 - volume: integrated loudness (ITU-R BS.1770, pyloudnorm) and the active speech level over VAD frames;
-- change within the clip ("variable"): for cuts between 30% and 70% of the speech, the clip's two
+- change within the clip ("variable"): for cuts between 40% and 60% of the speech, the clip's two
   parts are compared: the pitch step (difference of the parts' median F0 plus the jump across the
-  cut, in semitones), the level step (difference of the parts' mean power, in dB) and the ratio of the parts' syllable rates;
-  the largest over the cuts. Natural intonation (a falling line with resets after pauses) moves the
-  two terms of the pitch step in opposite directions, a real change moves both the same way;
+  cut, in semitones, less the natural declination of unchanged speech), the level step (difference
+  of the parts' mean power, in dB) and the tempo ratio (the mean of three log2 ratios: nuclei rate,
+  mean voiced-run length, the envelope's modulation centroid, less phrase-final lengthening); the
+  largest over the cuts;
 - voice: the voiced share of speech (whisper has almost none), the harmonics-to-noise ratio from the
   pitch track's autocorrelation peaks (Praat's HNR definition), a jitter proxy (median frame-to-frame
   F0 change), the share of voiced frames far below the median F0 (creak), and the spectral tilt.
