@@ -4,8 +4,9 @@ VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests need: the browser test (the annotator's UI in headless Chromium), the
 # scaled-out judge loop and Label Studio's database (PostgreSQL, Redis: real servers the session starts
-# on loopback), and a real compose implementation that validates docker/compose.yaml.
-DEB_TEST := chromium postgresql redis-server docker-compose
+# on loopback), a real compose implementation that validates docker/compose.yaml, and the ML backend's
+# real-speech corpus (sox with its MP3/Ogg formats, espeak-ng; scripts/local/corpus.py).
+DEB_TEST := chromium postgresql redis-server docker-compose sox libsox-fmt-all espeak-ng
 
 .PHONY: install ls-env vllm-env test-deps test test-unit demo demo-stop clean
 

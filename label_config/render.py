@@ -36,11 +36,17 @@ def _to_xml(root: ET.Element) -> str:
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
+SUGGESTIONS_NOTE = ("Answers already chosen when a clip opens are the machine's suggestions, measured from the"
+                    " audio (its confidence is shown next to them): listen and change any that do not fit")
+"""Said above the controls: pre-chosen values are suggestions to check, not answers (issue 12)."""
+
+
 def labeling_config(taxonomy: Taxonomy | None = None) -> str:
     """The annotators' interface: audio, pace/pitch/volume, emotion and voice taxonomies, other words."""
     tax = taxonomy or load_taxonomy()
     root = ET.Element("View")
     ET.SubElement(root, "Header", value="Listen to the clip, then describe how it is said (not what is said)")
+    ET.SubElement(root, "Header", value=SUGGESTIONS_NOTE, size="6")
     ET.SubElement(root, "Audio", name=AUDIO, value=f"${AUDIO}", hotkey="ctrl+p")
     for attr in ATTRIBUTES.values():
         ET.SubElement(root, "Header", value=f"{attr.title}: {attr.hint}", size="5")

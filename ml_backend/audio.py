@@ -1,8 +1,13 @@
-"""Decoding a speech clip into one mono float32 signal, with clear errors for audio we cannot use.
+"""Decoding a speech clip into one mono float32 signal at the analysis rate, with clear errors for audio we cannot use.
 
-soundfile (libsndfile 1.2.2) reads WAV, FLAC, OGG and MP3 from a path or from bytes; anything else,
-and anything we could not measure (empty, silent, far too long), is an `AudioError` whose message
-says in words what is wrong, so the ML backend can log it and skip the task instead of crashing.
+soundfile (libsndfile 1.2.2) reads WAV, FLAC, OGG (Vorbis, Opus) and MP3; PyAV (the FFmpeg inside
+its wheels) reads M4A/MP4 and raw ADTS AAC (VoxCeleb2 ships M4A). Whatever the source, the clip is
+refused BEFORE decoding when its decoded size (channels x rate x seconds, from the header) is over
+`max_samples` or its duration over `max_seconds`; then it is read block by block, each block mixed
+down to mono as it comes (memory stays at the size of the mono signal whatever the channel count),
+and resampled once to `rate` (8 kHz). Anything we cannot measure (empty, corrupt,
+silent, too long, too large) is an `AudioError` whose message says in words what is wrong, so the ML
+backend can log it and skip the task instead of crashing.
 """
 
 from __future__ import annotations
@@ -17,8 +22,15 @@ import soundfile as sf
 ACCEPTED_FORMATS: dict[str, str] = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "FLAC": "FLAC",
                                     "OGG": "OGG", "MP3": "MP3"}
 """libsndfile container names we accept, mapped to the name we report."""
+FORMATS_IN_WORDS = "WAV, FLAC, OGG, MP3 or M4A/AAC"
 
+ANALYSIS_RATE = 8_000
+"""Every clip is resampled to this rate while it is read: one rate for every measure."""
 DEFAULT_MAX_SECONDS = 60.0
+DEFAULT_MAX_SAMPLES = 48_000 * 2 * 60
+"""Largest decoded size accepted, channels x frames (a minute of 48 kHz stereo)."""
+MAX_CHANNELS = 8
+BLOCK_FRAMES = 32_768
 SILENCE_PEAK = 10 ** (-70 / 20)
 """A clip whose loudest sample is below -70 dBFS is taken as silent (dither and hiss stay below this)."""
 
@@ -29,42 +41,53 @@ class AudioError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class DecodedAudio:
-    """A decoded clip: mono float32 samples in [-1, 1] and their sample rate."""
+    """A decoded clip: mono float32 samples in [-1, 1] at `sample_rate`, and what it was before."""
 
     samples: np.ndarray
     sample_rate: int
     format: str = "WAV"
+    source_rate: int = 0
+    source_channels: int = 1
 
     @property
     def duration_s(self) -> float:
         return len(self.samples) / self.sample_rate
 
 
-def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS) -> DecodedAudio:
-    """Decode WAV, FLAC, OGG or MP3 (bytes or a path) into a mono float32 `DecodedAudio`.
+def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SECONDS,
+           max_samples: int = DEFAULT_MAX_SAMPLES, rate: int = ANALYSIS_RATE) -> DecodedAudio:
+    """Decode WAV, FLAC, OGG, MP3 or M4A/AAC (bytes or a path) into mono float32 at `rate` Hz.
 
-    Raises `AudioError` for empty data, data that is not audio or is corrupt, a format other than the
-    four above, a clip with no samples, one longer than `max_seconds`, and one that is silent.
+    Raises `AudioError` for empty data, data that is not audio or is corrupt, another format, a clip
+    with no samples, one longer than `max_seconds`, one whose decoded size (channels x frames) is
+    over `max_samples`, and one that is silent.
     """
     source = _source(data)
+    if _is_mp4_or_aac(source):
+        return _finish(*_decode_with_av(source, max_seconds, max_samples, rate))
     try:
         with sf.SoundFile(source) as f:
             fmt = _accepted_format(f.format)
-            _check_length(f.frames, f.samplerate, max_seconds)
-            samples = f.read(dtype="float32", always_2d=True)
-            rate = f.samplerate
+            _check_size(f.frames, f.samplerate, f.channels, max_seconds, max_samples)
+            mono = _read_blocks(f, rate, max_samples)
+            native, channels = int(f.samplerate), int(f.channels)
     except sf.LibsndfileError as e:
-        raise AudioError(f"could not decode the audio: not a readable WAV, FLAC, OGG or MP3 file ({e})") from e
+        raise AudioError(f"could not decode the audio: not a readable {FORMATS_IN_WORDS} file ({e})") from e
     except (RuntimeError, EOFError, OSError) as e:  # libsndfile reports some corrupt streams this way
         raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({e})") from e
-    mono = _to_mono(samples)
-    _check_length(len(mono), rate, max_seconds)
+    return _finish(mono, rate, fmt, native, channels, max_seconds)
+
+
+def _finish(mono: np.ndarray, rate: int, fmt: str, native: int, channels: int, max_seconds: float) -> DecodedAudio:
+    if len(mono) == 0:
+        raise AudioError("the audio has no samples (zero length)")
+    _check_size(len(mono), rate, 1, max_seconds, None)
     _check_signal(mono)
-    return DecodedAudio(mono, int(rate), fmt)
+    return DecodedAudio(mono, rate, fmt, native, channels)
 
 
 def _source(data: bytes | str | os.PathLike):
-    """A file-like object or path for soundfile; empty input is an error here, before libsndfile."""
+    """A file-like object or path for the decoders; empty input is an error here, before them."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         if len(data) == 0:
             raise AudioError("the audio is empty: 0 bytes were received")
@@ -77,23 +100,132 @@ def _source(data: bytes | str | os.PathLike):
     return path
 
 
+def _head(source) -> bytes:
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()[:12]
+    with open(source, "rb") as f:
+        return f.read(12)
+
+
+def _is_mp4_or_aac(source) -> bool:
+    """An ISO-BMFF file (M4A/MP4: 'ftyp' at byte 4) or a raw ADTS AAC stream (sync word 0xFFF)."""
+    head = _head(source)
+    return head[4:8] == b"ftyp" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0)
+
+
 def _accepted_format(container: str) -> str:
     if container not in ACCEPTED_FORMATS:
-        raise AudioError(f"unsupported audio format {container}: send WAV, FLAC, OGG or MP3")
+        raise AudioError(f"unsupported audio format {container}: send {FORMATS_IN_WORDS}")
     return ACCEPTED_FORMATS[container]
 
 
-def _check_length(frames: int, rate: int, max_seconds: float) -> None:
+def _check_size(frames: int, rate: int, channels: int, max_seconds: float, max_samples: int | None) -> None:
     if frames <= 0:
         raise AudioError("the audio has no samples (zero length)")
+    if rate <= 0:
+        raise AudioError(f"the audio declares an impossible sample rate ({rate} Hz)")
     seconds = frames / rate
     if seconds > max_seconds:
         raise AudioError(f"the audio is too long: {seconds:.1f} s, the limit is {max_seconds:g} s")
+    if channels > MAX_CHANNELS:
+        raise AudioError(f"the audio has {channels} channels, at most {MAX_CHANNELS} are accepted")
+    if max_samples is not None and frames * channels > max_samples:
+        raise AudioError(f"the audio is too large to decode: {channels} channel(s) x {rate} Hz x {seconds:.1f} s = "
+                         f"{frames * channels:,} samples, the limit is {max_samples:,}")
 
 
-def _to_mono(samples: np.ndarray) -> np.ndarray:
-    """Average the channels; a (frames, channels) array becomes a contiguous float32 vector."""
-    return np.ascontiguousarray(samples.mean(axis=1, dtype=np.float32))
+class _Resampler:
+    """Mono float32 blocks in, mono float32 at the target rate out, streaming (FFmpeg's swresample via PyAV)."""
+
+    def __init__(self, source_rate: int, target_rate: int, frames_from_av: bool = False):
+        self.same = source_rate == target_rate and not frames_from_av
+        self.source_rate = source_rate
+        if not self.same:
+            import av
+
+            self._av = av
+            self.resampler = av.AudioResampler(format="flt", layout="mono", rate=target_rate)
+        self.out: list[np.ndarray] = []
+
+    def push(self, block: np.ndarray) -> None:
+        if self.same:
+            self.out.append(block.astype(np.float32, copy=True))
+            return
+        frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(block, dtype=np.float32)[None, :],
+                                                 format="flt", layout="mono")
+        frame.sample_rate = self.source_rate
+        self._collect(self.resampler.resample(frame))
+
+    def push_frame(self, frame) -> None:
+        self._collect(self.resampler.resample(frame))
+
+    def _collect(self, frames) -> None:
+        for f in frames:
+            self.out.append(f.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+
+    def finish(self) -> np.ndarray:
+        if not self.same:
+            self._collect(self.resampler.resample(None))
+        return np.concatenate(self.out) if self.out else np.zeros(0, dtype=np.float32)
+
+
+def _read_blocks(f: sf.SoundFile, rate: int, max_samples: int) -> np.ndarray:
+    """The file read block by block, each block mixed down as it comes, then resampled once
+    (scipy's polyphase filter: a third of the time of FFmpeg's resampler fed block by block)."""
+    blocks = []
+    read = 0
+    for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
+        read += block.size
+        if read > max_samples:  # a header that under-declared its length
+            raise AudioError(f"the audio is too large to decode: more than {max_samples:,} samples")
+        blocks.append(block.mean(axis=1, dtype=np.float32))
+    mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return resample(mono, int(f.samplerate), rate)
+
+
+def resample(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
+    """`mono` from `source_rate` to `rate` (polyphase, anti-aliased), float32."""
+    if source_rate == rate or len(mono) == 0:
+        return mono.astype(np.float32, copy=False)
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(source_rate, rate)
+    return resample_poly(mono, rate // g, source_rate // g).astype(np.float32, copy=False)
+
+
+def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):
+    """M4A/MP4 or ADTS AAC through PyAV: the header checked first, then decoded, mixed down, resampled."""
+    import av
+
+    try:
+        container = av.open(source, mode="r", format=None if _head(source)[4:8] == b"ftyp" else "aac")
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise AudioError(f"could not decode the audio: not a readable {FORMATS_IN_WORDS} file ({e})") from e
+    with container:
+        streams = container.streams.audio
+        if not streams:
+            raise AudioError("could not decode the audio: the file holds no audio stream")
+        stream = streams[0]
+        channels, native = int(stream.channels or 0), int(stream.rate or stream.sample_rate or 0)
+        duration = float(container.duration) / av.time_base if container.duration else None
+        if channels <= 0 or native <= 0:
+            raise AudioError("could not decode the audio: the stream declares no channels or rate")
+        if duration is not None:
+            _check_size(max(1, int(duration * native)), native, channels, max_seconds, max_samples)
+        resampler = _Resampler(native, rate, frames_from_av=True)
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                decoded += frame.samples * channels
+                if decoded > max_samples:
+                    raise AudioError(f"the audio is too large to decode: more than {max_samples:,} samples")
+                resampler.push_frame(frame)
+        except av.FFmpegError as e:
+            raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({e})") from e
+        fmt = "M4A" if container.format.name.startswith("mov") else "AAC"
+    return resampler.finish(), rate, fmt, native, channels, max_seconds
 
 
 def _check_signal(mono: np.ndarray) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlparse
 
+import time
+
 import requests
 
 
@@ -20,12 +22,14 @@ class FetchError(ValueError):
 
 @dataclass(frozen=True)
 class AudioSource:
-    ls_url: str | None  # e.g. http://127.0.0.1:8080, from /setup's hostname or the config
+    ls_url: str | None  # e.g. http://127.0.0.1:8080, from the backend's settings (CLESC_LS_URL) only
     token: str | None = field(default=None, repr=False)
     allowed_hosts: tuple[str, ...] = ()
     audio_root: Path | None = None  # local paths and local-files are read under this folder only
     max_bytes: int = 50_000_000
     timeout_s: float = 15.0
+    deadline_s: float = 30.0
+    """The whole fetch must finish within this (a slow drip of bytes cannot hold a thread longer)."""
 
     def _allowed(self, url: str) -> bool:
         parsed = urlparse(url)
@@ -55,18 +59,24 @@ class AudioSource:
         if not self._allowed(ref):
             raise FetchError(f"refusing to fetch {parsed.scheme}://{parsed.netloc}: not the Label Studio host "
                              "nor an allowed host")
-        headers = {"Authorization": f"Token {self.token}"} if self.token else {}
+        # The token goes to the Label Studio host only, never to the other allowed hosts.
+        to_ls = bool(self.ls_url) and parsed.netloc == urlparse(self.ls_url).netloc
+        headers = {"Authorization": f"Token {self.token}"} if self.token and to_ls else {}
+        deadline = time.monotonic() + self.deadline_s
         try:
-            with requests.get(ref, headers=headers, timeout=self.timeout_s, stream=True, allow_redirects=False) as r:
+            with requests.get(ref, headers=headers, timeout=min(self.timeout_s, self.deadline_s), stream=True,
+                              allow_redirects=False) as r:
                 if r.status_code != 200:
-                    raise FetchError(f"Label Studio answered {r.status_code} for {parsed.path}")
+                    raise FetchError(f"the audio host answered {r.status_code} for {parsed.path}")
                 if int(r.headers.get("Content-Length") or 0) > self.max_bytes:
                     raise FetchError(f"audio is larger than {self.max_bytes} bytes")
                 data = bytearray()
-                for chunk in r.iter_content(65536):
+                for chunk in r.iter_content(16384):
                     data += chunk
                     if len(data) > self.max_bytes:
                         raise FetchError(f"audio is larger than {self.max_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"the audio took longer than {self.deadline_s:g} s to fetch")
                 return bytes(data)
         except requests.RequestException as e:
             raise FetchError(f"could not fetch {parsed.path}: {type(e).__name__}") from None

