@@ -7,11 +7,11 @@ the network (no SSRF) or exhaust its memory.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlparse
-
-import time
 
 import requests
 
@@ -24,6 +24,10 @@ class FetchError(ValueError):
 class AudioSource:
     ls_url: str | None  # e.g. http://127.0.0.1:8080, from the backend's settings (CLESC_LS_URL) only
     token: str | None = field(default=None, repr=False)
+    """A legacy LS token, sent as `Token <token>`; `authorization` takes precedence."""
+    authorization: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    """The Authorization header value for LS, asked per fetch (personal access tokens: a fresh `Bearer`
+    access token; webhooks.ls_client.authorization)."""
     allowed_hosts: tuple[str, ...] = ()
     audio_root: Path | None = None  # local paths and local-files are read under this folder only
     max_bytes: int = 50_000_000
@@ -61,7 +65,7 @@ class AudioSource:
                              "nor an allowed host")
         # The token goes to the Label Studio host only, never to the other allowed hosts.
         to_ls = bool(self.ls_url) and parsed.netloc == urlparse(self.ls_url).netloc
-        headers = {"Authorization": f"Token {self.token}"} if self.token and to_ls else {}
+        headers = {"Authorization": self._authorization()} if to_ls and (self.authorization or self.token) else {}
         deadline = time.monotonic() + self.deadline_s
         try:
             with requests.get(ref, headers=headers, timeout=min(self.timeout_s, self.deadline_s), stream=True,
@@ -80,6 +84,14 @@ class AudioSource:
                 return bytes(data)
         except requests.RequestException as e:
             raise FetchError(f"could not fetch {parsed.path}: {type(e).__name__}") from None
+
+    def _authorization(self) -> str:
+        if self.authorization is not None:
+            try:
+                return self.authorization()
+            except Exception as e:  # noqa: BLE001 - e.g. LS refused to refresh the personal access token
+                raise FetchError(f"no access token from Label Studio: {type(e).__name__}") from None
+        return f"Token {self.token}"
 
     def _read_local(self, rel: str) -> bytes:
         if self.audio_root is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ class BackendConfig:
     ls: Any = field(default=None, repr=False, compare=False)
     """An SDK client for that Label Studio, built by the entry point (webhooks.ls_client.connect: the
     project's one retry policy); `fit` reads a task's annotations through it."""
+    authorization: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    """The Authorization header for fetching audio from that LS (webhooks.ls_client.authorization of `ls`,
+    so personal access tokens work); None: `Token <ls_token>`."""
     audio_root: Path | None = None
     allowed_hosts: tuple[str, ...] = ()
     max_bytes: int = 50_000_000
@@ -82,7 +86,8 @@ class ClescBackend(LabelStudioMLBase):
         # The LS URL and token come from the backend's own settings only, never from /setup's body
         # (its `hostname` and `access_token` are the caller's word: a forged /setup would get the token).
         self.source = AudioSource(
-            ls_url=cfg.ls_url, token=cfg.ls_token, allowed_hosts=cfg.allowed_hosts, audio_root=cfg.audio_root,
+            ls_url=cfg.ls_url, token=cfg.ls_token, authorization=cfg.authorization, allowed_hosts=cfg.allowed_hosts,
+            audio_root=cfg.audio_root,
             max_bytes=cfg.max_bytes, deadline_s=cfg.fetch_deadline_s)
         self.cfg = cfg
 

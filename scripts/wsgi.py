@@ -23,10 +23,11 @@ def ml_backend():
 
 def ml_config(settings: Settings):
     from ml_backend.model import BackendConfig
-    from webhooks.ls_client import connect
+    from webhooks.ls_client import authorization, connect
 
     ls = connect(settings.ls_url, settings.ls_token) if settings.ls_url and settings.ls_token else None
     return BackendConfig(model_dir=settings.ml_dir, ls_url=settings.ls_url, ls_token=settings.ls_token, ls=ls,
+                         authorization=(lambda: authorization(ls)) if ls is not None else None,
                          audio_root=settings.ml_audio_root, allowed_hosts=settings.ml_allowed_hosts,
                          max_bytes=settings.ml_max_bytes, max_seconds=settings.ml_max_seconds,
                          max_samples=settings.ml_max_samples, min_score=settings.ml_min_score,

@@ -22,3 +22,10 @@ def connect(url: str, token: str, *, retries: int = RETRIES, timeout_s: float = 
     if not url or not token:
         raise ValueError("set CLESC_LS_URL and CLESC_LS_TOKEN to reach Label Studio")
     return LabelStudio(base_url=url.rstrip("/"), api_key=token, max_retries=retries, timeout=timeout_s)
+
+
+def authorization(client: LabelStudio) -> str:
+    """The `Authorization` header value this client sends now, for plain HTTP requests to the same LS (the
+    ML backend's audio fetch): `Token <key>` for a legacy token; for a personal access token (a JWT refresh
+    token, all a team's LS 1.23 issues by default) `Bearer <access token>`, refreshed by the SDK when expired."""
+    return client._client_wrapper.get_headers()["Authorization"]

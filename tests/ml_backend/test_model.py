@@ -50,6 +50,23 @@ def test_fetches_from_the_ls_host_with_the_token(fake_ls):
     assert data == CLIP.read_bytes() and _Handler.seen_auth[-1] == "Token tok"
 
 
+def test_a_personal_access_token_is_asked_for_its_header_on_each_fetch(fake_ls):
+    """With a personal access token the header comes from the SDK client (a fresh `Bearer` access token)."""
+    issued = iter(["Bearer access-1", "Bearer access-2"])
+    source = AudioSource(ls_url=fake_ls, token="refresh-jwt", authorization=lambda: next(issued))
+    source.read("/data/local-files/?d=clips/x.wav")
+    source.read("/data/local-files/?d=clips/x.wav")
+    assert _Handler.seen_auth[-2:] == ["Bearer access-1", "Bearer access-2"]
+
+
+def test_no_access_token_is_a_clear_fetch_error(fake_ls):
+    def refused() -> str:
+        raise RuntimeError("401 from /api/token/refresh")
+
+    with pytest.raises(FetchError, match="no access token from Label Studio"):
+        AudioSource(ls_url=fake_ls, authorization=refused).read("/data/local-files/?d=clips/x.wav")
+
+
 @pytest.mark.parametrize("ref, message", [
     ("http://169.254.169.254/latest/meta-data", "refusing"),
     ("http://10.0.0.1/data/upload/1/a.wav", "refusing"),

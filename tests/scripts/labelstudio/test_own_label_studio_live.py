@@ -105,3 +105,42 @@ def test_a_clip_labelled_judged_and_reported_with_a_personal_token(team, tmp_pat
     clesc(env, "report", "--out", str(out), "--no-embeddings", "--bootstrap", "50")
     figures = json.loads((out / "report.json").read_text())
     assert figures["crowd"]["annotations"] == 3 and figures["label_studio"]["url"] == server.url
+
+
+def test_the_ml_backend_prefills_with_a_personal_token(team, tmp_path):
+    """The backend fetches each clip over HTTP from LS (no local audio root) with the personal access token:
+    the SDK turns it into `Bearer` access tokens; the legacy `Token` header would be refused."""
+    import requests
+
+    from label_config import labeling_config
+    from scripts.labelstudio.projects import ensure_project, import_folder
+
+    server, token, env, media = team
+    ls = connect(server.url, token)
+    port = free_port()
+    ml_env = {**env, "CLESC_HOME": str(tmp_path), "CLESC_ML_PORT": str(port), "CLESC_WORKERS": "1",
+              "CLESC_ML_MIN_SCORE": "0"}
+    ml_env.pop("CLESC_ML_AUDIO_ROOT", None)
+    backend = Proc(["ml-backend"], ml_env, tmp_path / "ml.log").start()
+    project = ensure_project(ls, "Team ML check", label_config=labeling_config(), overlap=3,
+                             description="ML backend with a personal access token").id
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: healthy(url), 60, what="the ML backend")
+        import_folder(ls, project, media / "clips")
+        ls.ml.create(project=project, url=url, title="clesc acoustic", is_interactive=False)
+        ls.actions.create(id="retrieve_tasks_predictions", project=project, selected_items={"all": True, "excluded": []})
+        tasks = list(ls.tasks.list(project=project, page_size=100))
+
+        def predicted():
+            return all(any((p.model_version or "").startswith("clesc-acoustic") and p.result
+                           for p in ls.predictions.list(task=t.id)) for t in tasks)
+
+        wait_for(predicted, 120, 1, what="pre-fills for every clip")
+        log = (tmp_path / "ml.log").read_text()
+        assert "answered 401" not in log and token not in log
+        assert requests.get(server.url + "/api/projects", timeout=10,
+                            headers={"Authorization": f"Token {token}"}).status_code == 401
+    finally:
+        backend.stop()
+        ls.projects.delete(project)
