@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -101,3 +102,17 @@ def running_service(ls, ls_server, home: Path, *, own_pools: str | None = None, 
         if own_pools:
             for role in ("expert", "crowd"):
                 ls.projects.delete(ids[role])
+
+
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def assert_owner_only(server) -> None:
+    """The data dir 0700, LS's .env (SECRET_KEY) 0600 and, on SQLite (the demo's), the database and its journals."""
+    data = server.data_dir
+    assert file_mode(data) == 0o700
+    names = (".env", "label_studio.sqlite3") if server.database == "sqlite" else (".env",)
+    for name in names:
+        assert (data / name).exists() and file_mode(data / name) == 0o600, name
+    assert all(file_mode(p) & 0o077 == 0 for p in data.glob("label_studio.sqlite3*"))

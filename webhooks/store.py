@@ -418,6 +418,11 @@ class Store:
                                                 reviews.c.decision == "withdrawn").values(
                     review_task_id=review_task_id, decision=decision, decided_at=now() if decision else None,
                     applied=decision is not None))
+                if review_task_id is not None and decision is None:
+                    # two jobs made a review task each: both keep the oldest (Worker._one_review_task)
+                    c.execute(update(reviews).where(reviews.c.review_key == review_key, reviews.c.decision.is_(None),
+                                                    reviews.c.review_task_id > review_task_id).values(
+                        review_task_id=review_task_id))
 
     def open_reviews(self, project_id: int, task_id: int) -> list[dict[str, Any]]:
         """The review rows of a pool task that ops have not decided yet."""

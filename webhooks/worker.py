@@ -304,11 +304,24 @@ class JudgeLoop:
             return
         query = {"filters": {"conjunction": "and", "items": [{"filter": "filter:tasks:data.review_key",
                                                               "operator": "equal", "type": "String", "value": key}]}}
-        existing = next(iter(self.ls.tasks.list(project=review_project, query=json.dumps(query), page_size=10)), None)
-        if existing is None:
-            existing = self.ls.tasks.create(project=review_project, data=self._review_data(
+        found = sorted(t.id for t in self.ls.tasks.list(project=review_project, query=json.dumps(query), page_size=10))
+        if not found:
+            self.ls.tasks.create(project=review_project, data=self._review_data(
                 key, project_id, task, av, verdict, annotation, annotations))
-        self.store.add_review(key, existing.id, project_id, task.id, av.annotation_id)
+            found = self._one_review_task(review_project, query)
+        self.store.add_review(key, found[0], project_id, task.id, av.annotation_id)
+
+    def _one_review_task(self, review_project: int, query: dict[str, Any]) -> list[int]:
+        """Two jobs for one task that ran at once (a worker starting flushed the other's lock) may each have
+        made the review task: the oldest stays, the others go, and the store keeps the oldest
+        (`Store.add_review`), so both jobs converge on one."""
+        ids = sorted(t.id for t in self.ls.tasks.list(project=review_project, query=json.dumps(query), page_size=10))
+        for extra in ids[1:]:
+            try:
+                self.ls.tasks.delete(extra)
+            except Exception as e:  # noqa: BLE001 - the other job deleted it
+                log.info("review task %s not deleted: %s", extra, type(e).__name__)
+        return ids[:1]
 
     def _review_data(self, key: str, project_id: int, task, av, verdict: TaskVerdict,
                      annotation: dict[str, Any], annotations: list[dict[str, Any]]) -> dict[str, Any]:

@@ -95,3 +95,15 @@ def test_concurrent_updates_lose_nothing(store):
     for t in threads:
         t.join()
     assert store.skills(1, [7])[7].annotations == 100
+
+
+def test_two_jobs_that_each_made_a_review_task_converge_on_the_oldest(store):
+    """Two jobs for one task ran at once and each created a review task in LS (the worker keeps the oldest
+    there): whichever records first, the store ends on the oldest, and a decided review is left alone."""
+    store.add_review("7:42:v1", 11, 7, 3, 42)
+    store.add_review("7:42:v1", 10, 7, 3, 42)
+    store.add_review("7:42:v1", 12, 7, 3, 42)
+    assert store.review("7:42:v1")["review_task_id"] == 10
+    store.decide_review(10, "uphold")
+    store.add_review("7:42:v1", 9, 7, 3, 42)
+    assert store.review("7:42:v1")["review_task_id"] == 10 and store.review("7:42:v1")["decision"] == "uphold"

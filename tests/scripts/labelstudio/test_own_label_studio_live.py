@@ -17,7 +17,7 @@ from label_config import LabelRecord, to_result
 from scripts.labelstudio.projects import ensure_user
 from scripts.local.labelstudio import Credentials, LabelStudioServer, ensure_venv, personal_access_token
 from scripts.local.process import free_port
-from tests.helpers import CLESC, SAMPLES, Proc, healthy, wait_for
+from tests.helpers import CLESC, SAMPLES, Proc, assert_owner_only, healthy, wait_for
 from webhooks.ls_client import connect
 from webhooks.settings import Settings
 
@@ -62,6 +62,12 @@ def test_the_legacy_token_is_off_and_the_personal_token_works(team):
     assert requests.get(server.url + "/api/projects", timeout=10,
                         headers={"Authorization": f"Token {server.credentials.token}"}).status_code == 401
     assert connect(server.url, token).projects.list() is not None
+
+
+def test_its_data_dir_and_sqlite_database_are_owner_only(team):
+    server = team[0]
+    assert server.database == "sqlite"
+    assert_owner_only(server)
 
 
 def test_setup_refuses_a_project_it_did_not_make_unless_told(team):
