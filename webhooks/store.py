@@ -214,6 +214,10 @@ class Store:
         with self.engine.connect() as c:
             return {r.id: r.role for r in c.execute(select(projects))}
 
+    def project_with_role(self, role: str) -> int | None:
+        """The watched project of that role (e.g. the Review project), None when there is none."""
+        return next((pid for pid, r in self.project_roles().items() if r == role), None)
+
     # events
     @staticmethod
     def _event_row(*, delivery_key: str, source: str, action: str, project_id: int, task_id: int,

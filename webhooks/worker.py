@@ -111,7 +111,7 @@ class JudgeLoop:
         return f"{MODEL_PREFIX} {self.judge.version}"
 
     def _review_project(self) -> int | None:
-        return next((pid for pid, role in self.store.project_roles().items() if role == REVIEW), None)
+        return self.store.project_with_role(REVIEW)
 
     # judging
     def judge_task(self, project_id: int, task_id: int) -> TaskVerdict | None:

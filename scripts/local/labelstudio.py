@@ -92,6 +92,8 @@ class LabelStudioServer(ServerProcess):
     name = "Label Studio"
     error = LabelStudioError
     umask = UMASK
+    legacy_token = True
+    """False: a Label Studio as a team runs it, with personal access tokens only (no legacy token)."""
 
     def __init__(self, exe: Path, data_dir: Path, port: int, credentials: Credentials,
                  document_root: Path, host: str = "127.0.0.1", postgres: Mapping[str, str] | None = None):
@@ -135,9 +137,6 @@ class LabelStudioServer(ServerProcess):
                        POSTGRE_NAME=self.postgres["name"], POSTGRE_USER=self.postgres["user"],
                        POSTGRE_PASSWORD=self.postgres.get("password", ""))
         return env
-
-    legacy_token = True
-    """False: a Label Studio as a team runs it, with personal access tokens only (no legacy token)."""
 
     def command(self) -> list[str]:
         """No secret here: a command line is readable by every local user (`ps`, /proc/PID/cmdline)."""
