@@ -143,3 +143,17 @@ def test_batch_and_one_task_at_a_time_agree_on_most_verdicts(judge):
     webhook = online(judge, project)
     same = sum(a.verdict == b.verdict for x, y in zip(batch, webhook) for a, b in zip(x.annotations, y.annotations))
     assert same / (3 * len(tasks)) > 0.97
+
+
+def test_scattered_words_count_against_an_annotation_and_one_feeling_refined_does_not(judge):
+    """Words picked at random are scattered (sad, excited, bored); an honest description refines one feeling."""
+    others = [LabelRecord("fast", "high", "loud", emotion=("happy",), annotator=1, annotation_id=1),
+              LabelRecord("fast", "high", "loud", emotion=("joyful",), annotator=2, annotation_id=2)]
+
+    def third(*emotion):
+        task = others + [LabelRecord("slow", "high", "loud", emotion=emotion, annotator=3, annotation_id=3)]
+        return judge.judge_records(1, task).annotations[2]
+
+    single, refined, scattered = third("sad"), third("sad", "gloomy"), third("sad", "amazed", "calm")
+    assert refined.confidence <= single.confidence < scattered.confidence
+    assert not refined.rejected and scattered.rejected
