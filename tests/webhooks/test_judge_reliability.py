@@ -157,3 +157,24 @@ def test_scattered_words_count_against_an_annotation_and_one_feeling_refined_doe
     single, refined, scattered = third("sad"), third("sad", "gloomy"), third("sad", "amazed", "calm")
     assert refined.confidence <= single.confidence < scattered.confidence
     assert not refined.rejected and scattered.rejected
+
+
+def test_of_two_honest_people_naming_different_feelings_the_more_careful_carries_the_word_vote(judge):
+    """The third annotation is a known spammer's: their words take no part, and the two others disagree."""
+    task = [LabelRecord("fast", "high", "loud", emotion=("happy",), annotator=1, annotation_id=1),
+            LabelRecord("fast", "high", "loud", emotion=("angry",), annotator=2, annotation_id=2),
+            LabelRecord("slow", "low", "quiet", emotion=("bored",), annotator=3, annotation_id=3)]
+
+    def skill(accuracy, random=0.0):
+        s = Skill()
+        for _ in range(100):
+            s = s + Evidence(1, random, (1.0 - random,) * 3, (accuracy * (1 - random),) * 3)
+        return s
+
+    spammer = skill(0.8, random=1.0)
+    tie = judge.judge_records(1, task, skills={1: skill(0.8), 2: skill(0.8), 3: spammer})
+    assert tie.consensus["emotion"] == [] and tie.annotations[2].rejected  # equal skills: a tie, no emotion
+    # the careful one now and then answers at random too (5%): their care, not a hair of P(random), decides
+    careful_first = judge.judge_records(1, task, skills={1: skill(0.95, 0.05), 2: skill(0.7), 3: spammer})
+    careful_second = judge.judge_records(1, task, skills={1: skill(0.7), 2: skill(0.95, 0.05), 3: spammer})
+    assert careful_first.consensus["emotion"] == ["happy"] and careful_second.consensus["emotion"] == ["angry"]

@@ -15,7 +15,9 @@ For each annotation i of a task, with the annotator's share of random annotation
 The consensus of each attribute is the posterior over its values given every annotation, each counted as
 honest with 1 - P(random): skill-weighted votes. Equal evidence for two values is a tie (no value): the
 order of the annotations never breaks it. The word consensus is the concepts backed by a weighted majority
-(graded: a near concept backs with its similarity), named by their most used word.
+(graded: a near concept backs with its similarity; each annotation weighs 1 - P(random) times its annotator's
+mean accuracy on pace, pitch and volume, so of two honest people who name different feelings the more careful
+one carries the vote), named by their most used word.
 """
 
 from __future__ import annotations
@@ -196,7 +198,8 @@ def infer(batch: Batch, random_rate: np.ndarray, accuracy: np.ndarray, similarit
         tied = top2[..., 1] - top2[..., 0] < TIE * np.maximum(1.0, np.abs(top2[..., 1]))
         consensus[tasks] = np.where(tied, -1, post.argmax(axis=-1))
         confidence[tasks] = np.where(tied, 0.0, prob.max(axis=-1))
-        weights = (1 - p) * batch.weight_words[idx]
+        # a word vote counts as much as its annotator is careful: their mean accuracy on pace, pitch and volume
+        weights = (1 - p) * batch.weight_words[idx] * accuracy[who].mean(axis=-1)
         for kind, out in ((batch.emotion, emotion), (batch.voice, voice)):
             for t, chosen in zip(tasks.tolist(), _word_consensus(kind[idx], weights, similarity)):
                 out[t] = chosen
