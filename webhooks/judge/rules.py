@@ -66,7 +66,8 @@ HARD_CONFIDENCE = {"invalid_label": 1.0, "contradiction": 0.99, "empty_descripti
 RANDOM_CODES = ("categorical_minority", "emotion_outlier", "unreliable_annotator")
 """The findings behind P(random): a rejection for randomness needs one of them in the policy."""
 WIDTH = 6
-"""Words per kind and annotation the votes look at (descriptions are 1-3 words; more are cut)."""
+"""Words per kind and annotation the votes look at (descriptions are 1-3 words; more are cut). A batch's
+arrays are as wide as its longest description, up to this."""
 PACE, PITCH, VOLUME = CATEGORICAL
 FIT_ITERATIONS = 8
 FIT_TOLERANCE = 0.002
@@ -302,6 +303,10 @@ class RulesJudge:
         emotion = np.array([padded.get(r.emotion) or ids(r.emotion) for r in records],
                            dtype=np.int64).reshape(n, WIDTH)
         voice = np.array([padded.get(r.voice) or ids(r.voice) for r in records], dtype=np.int64).reshape(n, WIDTH)
+        # only as wide as the longest description: a padding column changes no result, and costs in every
+        # (words x words) step of the inference
+        emotion, voice = (np.ascontiguousarray(ids_[:, :max(1, int((ids_ != pad).sum(axis=1).max(initial=0)))])
+                          for ids_ in (emotion, voice))
         has_other = np.array([bool(r.other) for r in records], dtype=bool)
         words = np.concatenate([emotion, voice], axis=1)
         contradiction = np.triu(self._opposes[words[:, :, None], words[:, None, :]], 1).any(axis=(1, 2))
