@@ -345,7 +345,7 @@ class RulesJudge:
                progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
         """The verdict objects, in one Python pass over the decided arrays. An annotation with no finding (most)
         costs a dict and two objects; the reasons' texts are made once (per value pair, per annotator)."""
-        words = self.similarity.words
+        word = self.similarity.words.__getitem__
         values = [(*ATTRIBUTES[a].values, None) for a in CATEGORICAL]   # code -1 (no value): None
         v_pace, v_pitch, v_volume = values
         batch = enc.batch
@@ -359,7 +359,8 @@ class RulesJudge:
         confidence = _round4(decided.confidence)
         random = decided.p_random.tolist()
         honest = (1 - decided.p_random).tolist()
-        agree = ((1 - decided.p_random)[:, None] * result.agree).tolist()
+        weight = list(zip(honest, honest, honest))
+        agree = list(zip(*((1 - decided.p_random)[:, None] * result.agree).T.tolist()))
         defects = enc.hard.astype(float).tolist()
         annotator = batch.annotator.tolist()
         labels = batch.labels.tolist()
@@ -378,8 +379,8 @@ class RulesJudge:
                 continue
             codes = consensus_codes[t]
             consensus: dict[str, Any] = {PACE: v_pace[codes[0]], PITCH: v_pitch[codes[1]], VOLUME: v_volume[codes[2]],
-                                         "emotion": [words[i] for i in result.emotion[t]],
-                                         "voice": [words[i] for i in result.voice[t]]}
+                                         "emotion": list(map(word, result.emotion[t])),
+                                         "voice": list(map(word, result.voice[t]))}
             anns = []
             for e, row in zip(entries, enc.positions[t]):
                 if row is None:  # an invalid label: it takes no part in the votes
@@ -402,10 +403,9 @@ class RulesJudge:
                     if flagged is not None:
                         found.append(flagged)
                     reasons = tuple(found)
-                h = honest[row]
-                evidence = new(Evidence)  # the frozen dataclasses' fields, set at once (_FIELDS, tested)
-                set_fields(evidence, "__dict__", {"annotations": 1.0, "random": random[row], "weight": (h, h, h),
-                                                  "agree": tuple(agree[row]), "defects": defects[row]})
+                evidence = new(Evidence)  # the frozen dataclasses' fields, all set at once (tested)
+                set_fields(evidence, "__dict__", {"annotations": 1.0, "random": random[row], "weight": weight[row],
+                                                  "agree": agree[row], "defects": defects[row]})
                 verdict = new(AnnotationVerdict)
                 set_fields(verdict, "__dict__", {"annotation_id": e.annotation_id, "annotator": e.annotator,
                                                  "verdict": verdict_of[row], "reasons": reasons,
@@ -413,7 +413,10 @@ class RulesJudge:
                                                  "reliability": reliability_of[annotator[row]], "evidence": evidence})
                 anns.append(verdict)
             anns = tuple(anns)
-            out.append(TaskVerdict(task_id, task_status(anns, consensus), consensus, anns, info))
+            verdict = new(TaskVerdict)
+            set_fields(verdict, "__dict__", {"task_id": task_id, "status": task_status(anns, consensus),
+                                             "consensus": consensus, "annotations": anns, "judge": info})
+            out.append(verdict)
             if progress is not None:
                 progress(t + 1, len(tasks))
         return out
