@@ -252,6 +252,7 @@ def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimi
         redundant = ((cs[ranked[:, k:k + 1], ranked[:, :k]] >= REDUNDANT) & kept[:, :k]).any(axis=1)
         kept[:, k] &= ~redundant
     names = np.take_along_axis(canonical, order, axis=1)
-    for row, k in zip(*np.nonzero(kept)):
-        out[row].append(int(names[row, k]))
+    rows, ks = np.nonzero(kept)
+    for row, name in zip(rows.tolist(), names[rows, ks].tolist()):
+        out[row].append(name)
     return out

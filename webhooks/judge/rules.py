@@ -290,10 +290,13 @@ class RulesJudge:
                 annotator.append(index[e.annotator])
             positions.append(rows)
         n = len(records)
-        labels = np.column_stack([np.fromiter(map(code.__getitem__, map(attrgetter(a), records)), np.int64, n)
-                                  for a, code in zip(CATEGORICAL, codes)]).reshape(n, len(CATEGORICAL))
-        emotion, voice = (_word_ids(list(map(attrgetter(kind), records)), word_index, pad) for kind in ("emotion", "voice"))
-        has_other = np.fromiter(map(len, map(attrgetter("other"), records)), np.int64, n) > 0
+        # one pass over the records (scattered in memory), then by column
+        *values, emotions, voices, others = (list(zip(*map(attrgetter(*CATEGORICAL, "emotion", "voice", "other"), records)))
+                                             or [()] * (len(CATEGORICAL) + 3))
+        labels = np.column_stack([np.fromiter(map(code.__getitem__, column), np.int64, n)
+                                  for column, code in zip(values, codes)]).reshape(n, len(CATEGORICAL))
+        emotion, voice = _word_ids(emotions, word_index, pad), _word_ids(voices, word_index, pad)
+        has_other = np.fromiter(map(len, others), np.int64, n) > 0
         words = np.concatenate([emotion, voice], axis=1)
         contradiction = np.triu(self._opposes[words[:, :, None], words[:, None, :]], 1).any(axis=(1, 2))
         allowed = self._allowed[words[:, :, None], np.arange(len(CATEGORICAL))[None, None, :],
@@ -493,7 +496,7 @@ def _bulk(tasks: int) -> Iterator[None]:
         gc.enable()
 
 
-def _word_ids(descriptions: list[tuple[str, ...]], index: Mapping[str, int], pad: int) -> np.ndarray:
+def _word_ids(descriptions: Sequence[tuple[str, ...]], index: Mapping[str, int], pad: int) -> np.ndarray:
     """The word ids of each description (n x width, padded with `pad`), cut at WIDTH words; width is the
     longest description's (at least 1): a padding column changes no result, and costs in every
     (words x words) step of the inference.
