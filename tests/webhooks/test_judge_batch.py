@@ -72,7 +72,21 @@ def test_an_export_in_one_batch_is_its_tasks_one_at_a_time(monkeypatch):
     """The LS JSON path (`clesc judge --export`), with cancelled annotations and invalid labels."""
     monkeypatch.setattr(rules, "BULK", 10)
     judge = RulesJudge(TAX)
-    tasks = _tasks(seed=3, clips=120)
+    export = _export(_tasks(seed=3, clips=120))
+    batch = judge.judge_many(export)
+    parsed = [(t["id"], [judge._parse(a) for a in t["annotations"] if not a["was_cancelled"]]) for t in export]
+    again, skills = judge._judge_many(parsed, {}, fit=True)  # the skills judge_many fitted
+    assert again == batch
+    single = [judge.judge(t["id"], t["annotations"], skills=skills) for t in export]
+    assert batch == single and _json(batch) == _json(single)
+    assert any(r.code == "invalid_label" for v in batch for a in v.annotations for r in a.reasons)
+    reference = _reference(judge, parsed, skills)
+    assert batch == reference and _json(batch) == _json(reference)
+    assert [v.status for v in batch] == [v.status for v in reference]
+
+
+def _export(tasks) -> list[dict]:
+    """The tasks as an LS export, some labels invalid (an unknown choice) and some annotations cancelled."""
     export = []
     for task_id, records in tasks:
         annotations = [{**to_annotation(r, TAX), "was_cancelled": False} for r in records]
@@ -81,20 +95,14 @@ def test_an_export_in_one_batch_is_its_tasks_one_at_a_time(monkeypatch):
         if task_id % 11 == 0:
             annotations[-1]["was_cancelled"] = True
         export.append({"id": task_id, "annotations": annotations})
-    batch = judge.judge_many(export)
-    parsed = [(t["id"], [judge._parse(a) for a in t["annotations"] if not a["was_cancelled"]]) for t in export]
-    again, skills = judge._judge_many(parsed, {}, fit=True)  # the skills judge_many fitted
-    assert again == batch
-    single = [judge.judge(t["id"], t["annotations"], skills=skills) for t in export]
-    assert batch == single and _json(batch) == _json(single)
-    assert any(r.code == "invalid_label" for v in batch for a in v.annotations for r in a.reasons)
+    return export
 
 
-def _reference(judge: RulesJudge, tasks, skills) -> list[TaskVerdict]:
+def _reference(judge: RulesJudge, entries, skills) -> list[TaskVerdict]:
     """The verdicts as the judge defines them, one annotation at a time, objects made the ordinary way (the
     rules judge before its batch was built from arrays): what the bulk build must equal exactly."""
-    entries = [(task_id, rules._entries(records)) for task_id, records in tasks]
-    keys = sorted({e.annotator for _, es in entries for e in es}, key=lambda k: (str(type(k)), k))
+    keys = sorted({e.annotator for _, es in entries for e in es if e.record is not None},
+                  key=lambda k: (str(type(k)), k))
     enc = judge._encode(entries, keys)
     known = [skills.get(k) or Skill() for k in keys]
     r = np.array([s.random_rate for s in known])
@@ -155,7 +163,7 @@ def test_the_bulk_build_is_the_per_annotation_reference(policy, monkeypatch):
     judge = RulesJudge(TAX, policy)
     tasks = _tasks(seed=5)
     verdicts, skills = judge.judge_tasks(tasks, fit=True)
-    reference = _reference(judge, tasks, skills)
+    reference = _reference(judge, [(task_id, rules._entries(records)) for task_id, records in tasks], skills)
     assert verdicts == reference and _json(verdicts) == _json(reference)
     for v, ref in zip(verdicts, reference):   # the same types and fields, not only equal values
         assert type(v) is TaskVerdict and vars(v) == vars(ref)

@@ -33,6 +33,7 @@ the workflow (docs/contracts.md):
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,7 +57,6 @@ from webhooks.judge.verdict import (
     Reason,
     TaskVerdict,
     empty_consensus,
-    task_status,
 )
 
 RULES_VERSION = "rules-2"
@@ -211,14 +211,19 @@ class RulesJudge:
         return self._judge_entries([(task_id, _entries(records))], skills or {})[0]
 
     def judge_tasks(self, tasks: Sequence[tuple[int | None, Sequence[LabelRecord]]], *, skills: Skills | None = None,
-                    fit: bool = True) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+                    fit: bool = True, timings: dict[str, float] | None = None,
+                    ) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
         """Verdicts on many tasks of valid records, and the annotators' skills they were judged with.
 
         `fit`: estimate the skills from these tasks first (EM over all of them, starting from `skills`),
-        as a batch judge does; otherwise judge with `skills` as they are.
+        as a batch judge does; otherwise judge with `skills` as they are. `timings`, when given, receives
+        the seconds each step took (`STEPS`): where the time goes (`bench judge-quality`).
         """
         with _bulk(len(tasks)):
-            return self._judge_many([(tid, _entries(records)) for tid, records in tasks], skills or {}, fit)
+            clock = _Clock(timings)
+            entries = [(tid, _entries(records)) for tid, records in tasks]
+            clock("entries")
+            return self._judge_many(entries, skills or {}, fit, clock=clock)
 
     def judge_many(self, tasks: Sequence[Mapping[str, Any]], progress: Callable[[int, int], None] | None = None,
                    ) -> list[TaskVerdict]:
@@ -236,18 +241,25 @@ class RulesJudge:
         return self._judge_many(tasks, skills, fit=False, progress=progress)[0]
 
     def _judge_many(self, tasks, skills: Skills, fit: bool, progress: Callable[[int, int], None] | None = None,
-                    ) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+                    clock: _Clock | None = None) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+        clock = clock or _Clock(None)
         keys = sorted({e.annotator for _, entries in tasks for e in entries if e.record is not None},
                       key=lambda k: (str(type(k)), k))
         enc = self._encode(tasks, keys)
+        clock("encode")
         if fit:
             known = self._fit(enc.batch, [skills.get(k) or Skill() for k in keys])
         else:
             known = [skills.get(k) or Skill() for k in keys]
         r = np.array([s.random_rate for s in known], dtype=float)
         acc = np.array([[s.accuracy[a] for a in CATEGORICAL] for s in known], dtype=float).reshape(len(keys), len(CATEGORICAL))
+        clock("fit")
         result = infer(enc.batch, r, acc, self.similarity)
-        verdicts = self._assemble(tasks, enc, result, known, progress)
+        clock("infer")
+        decided = self._decide(enc, result, known)
+        clock("decide")
+        verdicts = self._build(tasks, enc, result, known, decided, progress)
+        clock("build")
         return verdicts, dict(zip(keys, known))
 
     def _fit(self, batch: Batch, start: list[Skill]) -> list[Skill]:
@@ -339,11 +351,6 @@ class RulesJudge:
         reject = np.where(random_allowed, top, hard_confidence) >= policy.review_min_confidence
         return _Decided(minority, far, flagged, reject, top, result.p_random)
 
-    def _assemble(self, tasks, enc: _Encoded, result: Inference, known: list[Skill],
-                  progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
-        """TaskVerdicts from the inference: reasons, confidence and evidence per annotation."""
-        return self._build(tasks, enc, result, known, self._decide(enc, result, known), progress)
-
     def _build(self, tasks, enc: _Encoded, result: Inference, known: list[Skill], decided: _Decided,
                progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
         """The verdict objects, in one Python pass over the decided arrays. An annotation with no finding (most)
@@ -366,15 +373,21 @@ class RulesJudge:
         agree = list(zip(*((1 - decided.p_random)[:, None] * result.agree).T.tolist()))
         defects = enc.hard.astype(float).tolist()
         annotator = batch.annotator.tolist()
-        labels = batch.labels.tolist()
-        minority = decided.minority.tolist()
+        reliability = np.array(reliability_of)[batch.annotator].tolist() if known else []
+        width = len(CATEGORICAL)
+        labels, minority = batch.labels.ravel().tolist(), decided.minority.ravel().tolist()  # row r at [width * r:]
         far = decided.far.tolist()
         hard = enc.hard.tolist()
+        # task_status's rule, by task (an invalid label rejected below makes its task needs_review too)
+        rejecting = np.bincount(batch.task, decided.reject, minlength=len(tasks)) > 0
+        status_of = np.where(rejecting, "needs_review",
+                             np.where((result.consensus < 0).any(axis=1), "no_consensus", "accepted")).tolist()
+        complete, positions = enc.complete, enc.positions
         info = self._judge_info()
         new, set_fields = object.__new__, object.__setattr__
         out = []
         for t, (task_id, entries) in enumerate(tasks):
-            if not enc.complete[t]:
+            if not complete[t]:
                 verdicts = tuple(self._hard_only(e) for e in entries)
                 out.append(TaskVerdict(task_id, "incomplete", empty_consensus(), verdicts, info))
                 if progress is not None:
@@ -385,18 +398,21 @@ class RulesJudge:
                                          "emotion": list(map(word, result.emotion[t])),
                                          "voice": list(map(word, result.voice[t]))}
             anns = []
-            for e, row in zip(entries, enc.positions[t]):
+            status = status_of[t]
+            for e, row in zip(entries, positions[t]):
                 if row is None:  # an invalid label: it takes no part in the votes
-                    anns.append(self._hard_only(e))
+                    verdict = self._hard_only(e)
+                    if verdict.rejected:
+                        status = "needs_review"
+                    anns.append(verdict)
                     continue
                 if plain[row]:
                     reasons: tuple[Reason, ...] = ()
                 else:
                     found = self._findings(e.record) if hard[row] else []
-                    own, flags = labels[row], minority[row]
-                    for x in range(len(CATEGORICAL)):
-                        if flags[x]:
-                            found.append(minority_reason[x][own[x]][codes[x]])
+                    for x in range(width):
+                        if minority[width * row + x]:
+                            found.append(minority_reason[x][labels[width * row + x]][codes[x]])
                     if far[row]:
                         against = consensus["emotion"] or sorted({w for o in entries if o is not e and o.record
                                                                   for w in o.record.emotion})
@@ -413,12 +429,11 @@ class RulesJudge:
                 set_fields(verdict, "__dict__", {"annotation_id": e.annotation_id, "annotator": e.annotator,
                                                  "verdict": verdict_of[row], "reasons": reasons,
                                                  "confidence": confidence[row],
-                                                 "reliability": reliability_of[annotator[row]], "evidence": evidence})
+                                                 "reliability": reliability[row], "evidence": evidence})
                 anns.append(verdict)
-            anns = tuple(anns)
             verdict = new(TaskVerdict)
-            set_fields(verdict, "__dict__", {"task_id": task_id, "status": task_status(anns, consensus),
-                                             "consensus": consensus, "annotations": anns, "judge": info})
+            set_fields(verdict, "__dict__", {"task_id": task_id, "status": status, "consensus": consensus,
+                                             "annotations": tuple(anns), "judge": info})
             out.append(verdict)
             if progress is not None:
                 progress(t + 1, len(tasks))
@@ -469,6 +484,26 @@ def _sums(batch: Batch, result: Inference, n_annotators: int) -> np.ndarray:
     cols += [np.bincount(a, honest, n_annotators)] * len(CATEGORICAL)
     cols += [np.bincount(a, honest * result.agree[:, x], n_annotators) for x in range(len(CATEGORICAL))]
     return np.column_stack(cols)
+
+
+STEPS = {"entries": "records to entries", "encode": "encoding (records to arrays, hard findings)",
+         "fit": "skills fitted by EM", "infer": "inference (P(random), votes, word consensus)",
+         "decide": "verdicts as arrays (findings, confidence, rejection)", "build": "verdict objects"}
+"""The steps of a batch `judge_tasks` times (`timings`); fit + infer + decide are its core, arrays to arrays."""
+
+
+class _Clock:
+    """Adds the seconds since the last step to `timings[step]` (None: measures nothing)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[step] = self.timings.get(step, 0.0) + now - self.last
+            self.last = now
 
 
 @contextmanager
