@@ -48,7 +48,7 @@ from label_config.concepts import DEFAULT_DISTANCE, Concepts
 from label_config.records import user_id
 from label_config.schema import ATTRIBUTES, CATEGORICAL
 from webhooks.judge import reliability
-from webhooks.judge.inference import EMOTION_BINS, Batch, Inference, infer
+from webhooks.judge.inference import EMOTION_BINS, K, Batch, Inference, infer
 from webhooks.judge.reliability import Evidence, Skill
 from webhooks.judge.similarity import WordSimilarity
 from webhooks.judge.verdict import (
@@ -360,11 +360,13 @@ class RulesJudge:
         v_pace, v_pitch, v_volume = values
         batch = enc.batch
         consensus_codes = result.consensus.tolist()
-        minority_reason = [[[Reason("categorical_minority", f"{a}: {own} vs majority {value}") for value in values[x]]
-                            for own in values[x]] for x, a in enumerate(CATEGORICAL)]
         unreliable = [Reason("unreliable_annotator", s.describe()) if s.flagged else None for s in known]
         reliability_of = [round(s.reliability, 4) for s in known]
-        plain = (~(enc.hard | decided.minority.any(axis=1) | decided.far | decided.flagged)).tolist()
+        # the categorical_minority reasons of each row, one tuple per distinct (attribute, own value, consensus)
+        # combination; a row with no other finding (most) has just those
+        only_minority = (~(enc.hard | decided.far | decided.flagged)).tolist()
+        minority_reasons = self._minority_reasons(batch.labels, result.consensus[batch.task] if len(batch.task)
+                                                  else result.consensus[:0], decided.minority, values)
         verdict_of = np.where(decided.reject, "reject", "accept").tolist()
         confidence = _round4(decided.confidence)
         random = decided.p_random.tolist()
@@ -374,8 +376,6 @@ class RulesJudge:
         defects = enc.hard.astype(float).tolist()
         annotator = batch.annotator.tolist()
         reliability = np.array(reliability_of)[batch.annotator].tolist() if known else []
-        width = len(CATEGORICAL)
-        labels, minority = batch.labels.ravel().tolist(), decided.minority.ravel().tolist()  # row r at [width * r:]
         far = decided.far.tolist()
         hard = enc.hard.tolist()
         # task_status's rule, by task (an invalid label rejected below makes its task needs_review too)
@@ -406,13 +406,11 @@ class RulesJudge:
                         status = "needs_review"
                     anns.append(verdict)
                     continue
-                if plain[row]:
-                    reasons: tuple[Reason, ...] = ()
+                if only_minority[row]:
+                    reasons: tuple[Reason, ...] = minority_reasons[row]
                 else:
                     found = self._findings(e.record) if hard[row] else []
-                    for x in range(width):
-                        if minority[width * row + x]:
-                            found.append(minority_reason[x][labels[width * row + x]][codes[x]])
+                    found.extend(minority_reasons[row])
                     if far[row]:
                         against = consensus["emotion"] or sorted({w for o in entries if o is not e and o.record
                                                                   for w in o.record.emotion})
@@ -438,6 +436,24 @@ class RulesJudge:
             if progress is not None:
                 progress(t + 1, len(tasks))
         return out
+
+    @staticmethod
+    def _minority_reasons(labels: np.ndarray, consensus: np.ndarray, minority: np.ndarray,
+                          values: list[tuple[str | None, ...]]) -> list[tuple[Reason, ...]]:
+        """Per row, its categorical_minority reasons ("pace: slow vs majority normal", in attribute order)."""
+        digits = np.where(minority, 1 + labels * (K + 1) + consensus + 1, 0)   # per attribute: 0, or which pair
+        base = 1 + K * (K + 1)
+        keys = (digits * base ** np.arange(len(CATEGORICAL))).sum(axis=1).tolist()
+        made: dict[int, tuple[Reason, ...]] = {}
+        for key in set(keys):
+            reasons, rest = [], key
+            for x, attr in enumerate(CATEGORICAL):
+                rest, digit = divmod(rest, base)
+                if digit:
+                    own, value = divmod(digit - 1, K + 1)
+                    reasons.append(Reason("categorical_minority", f"{attr}: {values[x][own]} vs majority {values[x][value - 1]}"))
+            made[key] = tuple(reasons)
+        return [made[key] for key in keys]
 
     def _hard_only(self, e: _Entry) -> AnnotationVerdict:
         """An annotation judged on its own: only an invalid label rejects (its task is incomplete, or it is invalid)."""
