@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, combinations
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -217,7 +217,7 @@ class RulesJudge:
 
         `fit`: estimate the skills from these tasks first (EM over all of them, starting from `skills`),
         as a batch judge does; otherwise judge with `skills` as they are. `timings`, when given, receives
-        the seconds each step took (`STEPS`): where the time goes (`bench judge-quality`).
+        the CPU seconds each step took (`STEPS`): where the time goes (`bench judge-quality`).
         """
         with _bulk(len(tasks)):
             clock = _Clock(timings)
@@ -310,7 +310,9 @@ class RulesJudge:
         emotion, voice = _word_ids(emotions, word_index, pad), _word_ids(voices, word_index, pad)
         has_other = np.fromiter(map(len, others), np.int64, n) > 0
         words = np.concatenate([emotion, voice], axis=1)
-        contradiction = np.triu(self._opposes[words[:, :, None], words[:, None, :]], 1).any(axis=(1, 2))
+        contradiction = np.zeros(n, dtype=bool)  # a word opposed by one after it (pairs, not a words x words block)
+        for i, j in combinations(range(words.shape[1]), 2):
+            contradiction |= self._opposes[words[:, i], words[:, j]]
         allowed = self._allowed[words[:, :, None], np.arange(len(CATEGORICAL))[None, None, :],
                                 labels[:, None, :]]                          # (n, words, 3)
         inconsistent = ~allowed.all(axis=(1, 2))
@@ -509,15 +511,15 @@ STEPS = {"entries": "records to entries", "encode": "encoding (records to arrays
 
 
 class _Clock:
-    """Adds the seconds since the last step to `timings[step]` (None: measures nothing)."""
+    """Adds the CPU seconds since the last step to `timings[step]` (None: measures nothing)."""
 
     def __init__(self, timings: dict[str, float] | None):
         self.timings = timings
-        self.last = time.perf_counter()
+        self.last = time.process_time()
 
     def __call__(self, step: str) -> None:
         if self.timings is not None:
-            now = time.perf_counter()
+            now = time.process_time()
             self.timings[step] = self.timings.get(step, 0.0) + now - self.last
             self.last = now
 
