@@ -115,6 +115,8 @@ class _Encoded:
     """Per task, each entry's row in the batch (None: not in it: an invalid label, or an incomplete task)."""
     complete: list[bool]
     records: list[LabelRecord]
+    entries: list[_Entry]
+    """Per row, its entry (the annotation's ids, its record)."""
     hard: np.ndarray
     """Per row: a contradiction, choices its words rule out, or an empty description."""
     findings: np.ndarray
@@ -281,6 +283,7 @@ class RulesJudge:
         word_index, pad, overlap = self.similarity.index, self.similarity.pad, self.policy.overlap
         codes = [self._value_code[a] for a in CATEGORICAL]
         records: list[LabelRecord] = []
+        row_entries: list[_Entry] = []
         task_col: list[int] = []
         annotator: list[int] = []
         positions: list[list[int | None]] = []
@@ -298,6 +301,7 @@ class RulesJudge:
                     continue
                 rows.append(len(records))
                 records.append(e.record)
+                row_entries.append(e)
                 task_col.append(t)
                 annotator.append(index[e.annotator])
             positions.append(rows)
@@ -321,7 +325,8 @@ class RulesJudge:
         batch = Batch(tasks=len(tasks), task=np.array(task_col, dtype=np.int64),
                       annotator=np.array(annotator, dtype=np.int64), labels=labels, emotion=emotion, voice=voice,
                       weight_words=(~hard).astype(float)).group()
-        return _Encoded(batch, positions, complete, records, hard, np.column_stack([contradiction, inconsistent, empty]))
+        return _Encoded(batch, positions, complete, records, row_entries, hard,
+                        np.column_stack([contradiction, inconsistent, empty]))
 
     def _decide(self, enc: _Encoded, result: Inference, known: list[Skill]) -> _Decided:
         """Per annotation of the batch, as arrays: which findings it has, its P(bad) and whether it is rejected
@@ -355,8 +360,8 @@ class RulesJudge:
 
     def _build(self, tasks, enc: _Encoded, result: Inference, known: list[Skill], decided: _Decided,
                progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
-        """The verdict objects, in one Python pass over the decided arrays. An annotation with no finding (most)
-        costs a dict and two objects; the reasons' texts are made once (per value pair, per annotator)."""
+        """The verdict objects from the decided arrays: the reasons' texts made once (per value pair, per
+        annotator), one pass making each row's AnnotationVerdict, one pass making each task's TaskVerdict."""
         word = self.similarity.words.__getitem__
         values = [(*ATTRIBUTES[a].values, None) for a in CATEGORICAL]   # code -1 (no value): None
         v_pace, v_pitch, v_volume = values
@@ -365,10 +370,9 @@ class RulesJudge:
         unreliable = [Reason("unreliable_annotator", s.describe()) if s.flagged else None for s in known]
         reliability_of = [round(s.reliability, 4) for s in known]
         # the categorical_minority reasons of each row, one tuple per distinct (attribute, own value, consensus)
-        # combination; a row with no other finding (most) has just those
-        only_minority = (~(enc.hard | decided.far | decided.flagged)).tolist()
-        minority_reasons = self._minority_reasons(batch.labels, result.consensus[batch.task] if len(batch.task)
-                                                  else result.consensus[:0], decided.minority, values)
+        # combination: most rows have no other finding
+        reasons_of = self._minority_reasons(batch.labels, result.consensus[batch.task] if len(batch.task)
+                                            else result.consensus[:0], decided.minority, values)
         verdict_of = np.where(decided.reject, "reject", "accept").tolist()
         confidence = _round4(decided.confidence)
         random = decided.p_random.tolist()
@@ -376,17 +380,40 @@ class RulesJudge:
         weight = list(zip(honest, honest, honest))
         agree = list(zip(*((1 - decided.p_random)[:, None] * result.agree).T.tolist()))
         defects = enc.hard.astype(float).tolist()
-        annotator = batch.annotator.tolist()
         reliability = np.array(reliability_of)[batch.annotator].tolist() if known else []
-        far = decided.far.tolist()
-        hard = enc.hard.tolist()
         # task_status's rule, by task (an invalid label rejected below makes its task needs_review too)
         rejecting = np.bincount(batch.task, decided.reject, minlength=len(tasks)) > 0
         status_of = np.where(rejecting, "needs_review",
                              np.where((result.consensus < 0).any(axis=1), "no_consensus", "accepted")).tolist()
-        complete, positions = enc.complete, enc.positions
-        info = self._judge_info()
+        complete, positions, row_entries = enc.complete, enc.positions, enc.entries
+        # the rows with another finding (hard, emotion_outlier, unreliable_annotator: a few), one by one
+        for row in np.flatnonzero(enc.hard | decided.far | decided.flagged).tolist():
+            e, t = row_entries[row], int(batch.task[row])
+            found = self._findings(e.record) if enc.hard[row] else []
+            found.extend(reasons_of[row])
+            if decided.far[row]:
+                against = list(map(word, result.emotion[t])) or sorted(
+                    {w for o in tasks[t][1] if o is not e and o.record for w in o.record.emotion})
+                found.append(Reason("emotion_outlier", f"{', '.join(e.record.emotion)} vs consensus {', '.join(against)}"))
+            flagged = unreliable[batch.annotator[row]]
+            if flagged is not None:
+                found.append(flagged)
+            reasons_of[row] = tuple(found)
+        # one AnnotationVerdict (and its Evidence) per row: the frozen dataclasses' fields set at once (tested)
         new, set_fields = object.__new__, object.__setattr__
+        row_verdicts = []
+        for (annotation_id, who, _, _), reasons, verdict_, confidence_, reliability_, random_, weight_, agree_, \
+                defects_ in zip(row_entries, reasons_of, verdict_of, confidence, reliability, random, weight, agree,
+                                defects):
+            evidence = new(Evidence)
+            set_fields(evidence, "__dict__", {"annotations": 1.0, "random": random_, "weight": weight_,
+                                              "agree": agree_, "defects": defects_})
+            verdict = new(AnnotationVerdict)
+            set_fields(verdict, "__dict__", {"annotation_id": annotation_id, "annotator": who, "verdict": verdict_,
+                                             "reasons": reasons, "confidence": confidence_,
+                                             "reliability": reliability_, "evidence": evidence})
+            row_verdicts.append(verdict)
+        info = self._judge_info()
         out = []
         for t, (task_id, entries) in enumerate(tasks):
             if not complete[t]:
@@ -399,41 +426,23 @@ class RulesJudge:
             consensus: dict[str, Any] = {PACE: v_pace[codes[0]], PITCH: v_pitch[codes[1]], VOLUME: v_volume[codes[2]],
                                          "emotion": list(map(word, result.emotion[t])),
                                          "voice": list(map(word, result.voice[t]))}
-            anns = []
-            status = status_of[t]
-            for e, row in zip(entries, positions[t]):
-                if row is None:  # an invalid label: it takes no part in the votes
-                    verdict = self._hard_only(e)
-                    if verdict.rejected:
-                        status = "needs_review"
-                    anns.append(verdict)
-                    continue
-                if only_minority[row]:
-                    reasons: tuple[Reason, ...] = minority_reasons[row]
-                else:
-                    found = self._findings(e.record) if hard[row] else []
-                    found.extend(minority_reasons[row])
-                    if far[row]:
-                        against = consensus["emotion"] or sorted({w for o in entries if o is not e and o.record
-                                                                  for w in o.record.emotion})
-                        found.append(Reason("emotion_outlier",
-                                            f"{', '.join(e.record.emotion)} vs consensus {', '.join(against)}"))
-                    flagged = unreliable[annotator[row]]
-                    if flagged is not None:
-                        found.append(flagged)
-                    reasons = tuple(found)
-                evidence = new(Evidence)  # the frozen dataclasses' fields, all set at once (tested)
-                set_fields(evidence, "__dict__", {"annotations": 1.0, "random": random[row], "weight": weight[row],
-                                                  "agree": agree[row], "defects": defects[row]})
-                verdict = new(AnnotationVerdict)
-                set_fields(verdict, "__dict__", {"annotation_id": e.annotation_id, "annotator": e.annotator,
-                                                 "verdict": verdict_of[row], "reasons": reasons,
-                                                 "confidence": confidence[row],
-                                                 "reliability": reliability[row], "evidence": evidence})
-                anns.append(verdict)
+            status, rows = status_of[t], positions[t]
+            if None in rows:  # an invalid label: judged on its own, it takes no part in the votes
+                anns = []
+                for e, row in zip(entries, rows):
+                    if row is None:
+                        verdict = self._hard_only(e)
+                        if verdict.rejected:
+                            status = "needs_review"
+                        anns.append(verdict)
+                    else:
+                        anns.append(row_verdicts[row])
+                annotations = tuple(anns)
+            else:  # a task's rows are consecutive
+                annotations = tuple(row_verdicts[rows[0]:rows[0] + len(rows)])
             verdict = new(TaskVerdict)
             set_fields(verdict, "__dict__", {"task_id": task_id, "status": status, "consensus": consensus,
-                                             "annotations": tuple(anns), "judge": info})
+                                             "annotations": annotations, "judge": info})
             out.append(verdict)
             if progress is not None:
                 progress(t + 1, len(tasks))
