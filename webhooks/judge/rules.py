@@ -592,8 +592,9 @@ def _round4(x: np.ndarray) -> list[float]:
     return out
 
 
-def _entries(records: Iterable[LabelRecord]) -> list[_Entry]:
-    return [_Entry(r.annotation_id, r.annotator, r) for r in records]
+def _entries(records: Iterable[LabelRecord], _new=tuple.__new__) -> list[_Entry]:
+    """`_Entry(r.annotation_id, r.annotator, r)` for each record (made as the tuple it is: a batch makes many)."""
+    return [_new(_Entry, (r.annotation_id, r.annotator, r, ())) for r in records]
 
 
 def _cancelled(annotation: Any) -> bool:
