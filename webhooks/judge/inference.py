@@ -248,7 +248,9 @@ def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimi
     flat_words = words.reshape(t, n * width)
     flat = concepts.reshape(t, n * width)                                 # candidate slots
     cs = similarity.concept_matrix
-    backing = similarity.concept_backing[concepts[:, :, :, None], flat[:, None, None, :]].max(axis=2)  # (T, n, slots)
+    backing = similarity.concept_backing[concepts[:, :, 0, None], flat[:, None, :]]   # (T, n, slots): the best
+    for w in range(1, width):                                                         # of each annotation's words
+        np.maximum(backing, similarity.concept_backing[concepts[:, :, w, None], flat[:, None, :]], out=backing)
     support = (weights[:, :, None] * backing).sum(axis=1)                # (T, slots)
     total = weights.sum(axis=1)
     first = np.ones_like(flat, dtype=bool)
@@ -276,6 +278,7 @@ def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimi
         redundant = ((cs[ranked[:, k:k + 1], ranked[:, :k]] >= REDUNDANT) & kept[:, :k]).any(axis=1)
         kept[:, k] &= ~redundant
     names = np.take_along_axis(canonical, order, axis=1)
-    for row, k in zip(*np.nonzero(kept)):
-        out[row].append(int(names[row, k]))
+    rows, ks = np.nonzero(kept)
+    for row, name in zip(rows.tolist(), names[rows, ks].tolist()):
+        out[row].append(name)
     return out

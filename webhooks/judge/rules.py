@@ -32,9 +32,14 @@ the workflow (docs/contracts.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import gc
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain, combinations
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,7 +48,7 @@ from label_config.concepts import DEFAULT_DISTANCE, Concepts
 from label_config.records import user_id
 from label_config.schema import ATTRIBUTES, CATEGORICAL
 from webhooks.judge import reliability
-from webhooks.judge.inference import EMOTION_BINS, Batch, Inference, infer
+from webhooks.judge.inference import EMOTION_BINS, K, Batch, Inference, infer
 from webhooks.judge.reliability import Evidence, Skill
 from webhooks.judge.similarity import WordSimilarity
 from webhooks.judge.verdict import (
@@ -52,7 +57,6 @@ from webhooks.judge.verdict import (
     Reason,
     TaskVerdict,
     empty_consensus,
-    task_status,
 )
 
 RULES_VERSION = "rules-2"
@@ -64,10 +68,14 @@ HARD_CONFIDENCE = {"invalid_label": 1.0, "contradiction": 0.99, "empty_descripti
 RANDOM_CODES = ("categorical_minority", "emotion_outlier", "unreliable_annotator")
 """The findings behind P(random): a rejection for randomness needs one of them in the policy."""
 WIDTH = 6
-"""Words per kind and annotation the votes look at (descriptions are 1-3 words; more are cut)."""
+"""Words per kind and annotation the votes look at (descriptions are 1-3 words; more are cut). A batch's
+arrays are as wide as its longest description, up to this."""
+PACE, PITCH, VOLUME = CATEGORICAL
 FIT_ITERATIONS = 8
 FIT_TOLERANCE = 0.002
 """EM stops after FIT_ITERATIONS, or once no annotator's random rate moves by more than this."""
+BULK = 1000
+"""From this many tasks on, a batch is judged with Python's cyclic garbage collector paused (`_bulk`)."""
 
 
 @dataclass(frozen=True)
@@ -107,18 +115,38 @@ class _Encoded:
     """Per task, each entry's row in the batch (None: not in it: an invalid label, or an incomplete task)."""
     complete: list[bool]
     records: list[LabelRecord]
+    entries: list[_Entry]
+    """Per row, its entry (the annotation's ids, its record)."""
     hard: np.ndarray
     """Per row: a contradiction, choices its words rule out, or an empty description."""
+    findings: np.ndarray
+    """Per row, which of those (N x 3: contradiction, inconsistent_with_choices, empty_description)."""
 
 
 @dataclass
-class _Entry:
-    """One non-cancelled annotation while it is judged."""
+class _Decided:
+    """The verdicts of a batch's annotations as arrays (N: the batch's rows), before any Python object."""
+
+    minority: np.ndarray
+    """N x 3: outvoted on pace, pitch, volume (a categorical_minority finding each)."""
+    far: np.ndarray
+    """an emotion_outlier finding"""
+    flagged: np.ndarray
+    """the annotator is flagged unreliable_annotator"""
+    reject: np.ndarray
+    confidence: np.ndarray
+    """P(bad) by the findings (unrounded)"""
+    p_random: np.ndarray
+    """P(random) from the inference (the evidence the annotation adds to its annotator's skill)"""
+
+
+class _Entry(NamedTuple):
+    """One non-cancelled annotation while it is judged (a tuple: a batch builds one per annotation)."""
 
     annotation_id: int | None
     annotator: Hashable | None
     record: LabelRecord | None
-    reasons: list[Reason] = field(default_factory=list)
+    reasons: tuple[Reason, ...] = ()
 
 
 Skills = Mapping[Hashable, Skill]
@@ -185,20 +213,27 @@ class RulesJudge:
         return self._judge_entries([(task_id, _entries(records))], skills or {})[0]
 
     def judge_tasks(self, tasks: Sequence[tuple[int | None, Sequence[LabelRecord]]], *, skills: Skills | None = None,
-                    fit: bool = True) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+                    fit: bool = True, timings: dict[str, float] | None = None,
+                    ) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
         """Verdicts on many tasks of valid records, and the annotators' skills they were judged with.
 
         `fit`: estimate the skills from these tasks first (EM over all of them, starting from `skills`),
-        as a batch judge does; otherwise judge with `skills` as they are.
+        as a batch judge does; otherwise judge with `skills` as they are. `timings`, when given, receives
+        the CPU seconds each step took (`STEPS`): where the time goes (`bench judge-quality`).
         """
-        return self._judge_many([(tid, _entries(records)) for tid, records in tasks], skills or {}, fit)
+        with _bulk(len(tasks)):
+            clock = _Clock(timings)
+            entries = [(tid, _entries(records)) for tid, records in tasks]
+            clock("entries")
+            return self._judge_many(entries, skills or {}, fit, clock=clock)
 
     def judge_many(self, tasks: Sequence[Mapping[str, Any]], progress: Callable[[int, int], None] | None = None,
                    ) -> list[TaskVerdict]:
         """An LS export's tasks (with their annotations), the annotators' skills estimated from the export."""
-        parsed = [(t.get("id"), [self._parse(a) for a in t.get("annotations") or [] if not _cancelled(a)])
-                  for t in tasks]
-        verdicts, _ = self._judge_many(parsed, {}, fit=True, progress=progress)
+        with _bulk(len(tasks)):
+            parsed = [(t.get("id"), [self._parse(a) for a in t.get("annotations") or [] if not _cancelled(a)])
+                      for t in tasks]
+            verdicts, _ = self._judge_many(parsed, {}, fit=True, progress=progress)
         return verdicts
 
     # --- the work ------------------------------------------------------------------------------
@@ -208,18 +243,25 @@ class RulesJudge:
         return self._judge_many(tasks, skills, fit=False, progress=progress)[0]
 
     def _judge_many(self, tasks, skills: Skills, fit: bool, progress: Callable[[int, int], None] | None = None,
-                    ) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+                    clock: _Clock | None = None) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
+        clock = clock or _Clock(None)
         keys = sorted({e.annotator for _, entries in tasks for e in entries if e.record is not None},
                       key=lambda k: (str(type(k)), k))
         enc = self._encode(tasks, keys)
+        clock("encode")
         if fit:
             known = self._fit(enc.batch, [skills.get(k) or Skill() for k in keys])
         else:
             known = [skills.get(k) or Skill() for k in keys]
         r = np.array([s.random_rate for s in known], dtype=float)
         acc = np.array([[s.accuracy[a] for a in CATEGORICAL] for s in known], dtype=float).reshape(len(keys), len(CATEGORICAL))
+        clock("fit")
         result = infer(enc.batch, r, acc, self.similarity)
-        verdicts = self._assemble(tasks, enc, result, known, progress)
+        clock("infer")
+        decided = self._decide(enc, result, known)
+        clock("decide")
+        verdicts = self._build(tasks, enc, result, known, decided, progress)
+        clock("build")
         return verdicts, dict(zip(keys, known))
 
     def _fit(self, batch: Batch, start: list[Skill]) -> list[Skill]:
@@ -238,41 +280,43 @@ class RulesJudge:
     def _encode(self, tasks, keys) -> _Encoded:
         """The valid annotations of the complete tasks as a Batch, with their hard findings (vectorised)."""
         index = {k: i for i, k in enumerate(keys)}
-        sim, overlap = self.similarity, self.policy.overlap
-        word_index, pad = sim.index, sim.pad
+        word_index, pad, overlap = self.similarity.index, self.similarity.pad, self.policy.overlap
         codes = [self._value_code[a] for a in CATEGORICAL]
-        records, task_col, annotator = [], [], []
+        records: list[LabelRecord] = []
+        row_entries: list[_Entry] = []
+        task_col: list[int] = []
+        annotator: list[int] = []
         positions: list[list[int | None]] = []
         complete: list[bool] = []
         for t, (_, entries) in enumerate(tasks):
-            full = len(entries) >= overlap
-            complete.append(full)
+            if len(entries) < overlap:
+                complete.append(False)
+                positions.append([None] * len(entries))
+                continue
+            complete.append(True)
             rows: list[int | None] = []
             for e in entries:
-                if not full or e.record is None:
+                if e.record is None:
                     rows.append(None)
                     continue
                 rows.append(len(records))
                 records.append(e.record)
+                row_entries.append(e)
                 task_col.append(t)
                 annotator.append(index[e.annotator])
             positions.append(rows)
         n = len(records)
-        labels = np.array([[codes[0][r.pace], codes[1][r.pitch], codes[2][r.volume]] for r in records],
-                          dtype=np.int64).reshape(n, len(CATEGORICAL))
-        emotion = np.full((n, WIDTH), pad, dtype=np.int64)
-        voice = np.full((n, WIDTH), pad, dtype=np.int64)
-        has_other = np.zeros(n, dtype=bool)
-        for i, r in enumerate(records):
-            if r.emotion:
-                ids = [word_index[w] for w in r.emotion[:WIDTH]]
-                emotion[i, :len(ids)] = ids
-            if r.voice:
-                ids = [word_index[w] for w in r.voice[:WIDTH]]
-                voice[i, :len(ids)] = ids
-            has_other[i] = bool(r.other)
+        # one pass over the records (scattered in memory), then by column
+        *values, emotions, voices, others = (list(zip(*map(attrgetter(*CATEGORICAL, "emotion", "voice", "other"), records)))
+                                             or [()] * (len(CATEGORICAL) + 3))
+        labels = np.column_stack([np.fromiter(map(code.__getitem__, column), np.int64, n)
+                                  for column, code in zip(values, codes)]).reshape(n, len(CATEGORICAL))
+        emotion, voice = _word_ids(emotions, word_index, pad), _word_ids(voices, word_index, pad)
+        has_other = np.fromiter(map(len, others), np.int64, n) > 0
         words = np.concatenate([emotion, voice], axis=1)
-        contradiction = np.triu(self._opposes[words[:, :, None], words[:, None, :]], 1).any(axis=(1, 2))
+        contradiction = np.zeros(n, dtype=bool)  # a word opposed by one after it (pairs, not a words x words block)
+        for i, j in combinations(range(words.shape[1]), 2):
+            contradiction |= self._opposes[words[:, i], words[:, j]]
         allowed = self._allowed[words[:, :, None], np.arange(len(CATEGORICAL))[None, None, :],
                                 labels[:, None, :]]                          # (n, words, 3)
         inconsistent = ~allowed.all(axis=(1, 2))
@@ -281,80 +325,146 @@ class RulesJudge:
         batch = Batch(tasks=len(tasks), task=np.array(task_col, dtype=np.int64),
                       annotator=np.array(annotator, dtype=np.int64), labels=labels, emotion=emotion, voice=voice,
                       weight_words=(~hard).astype(float)).group()
-        return _Encoded(batch, positions, complete, records, hard)
+        return _Encoded(batch, positions, complete, records, row_entries, hard,
+                        np.column_stack([contradiction, inconsistent, empty]))
 
-    def _assemble(self, tasks, enc: _Encoded, result: Inference, known: list[Skill],
-                  progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
-        """TaskVerdicts from the inference: reasons, confidence and evidence per annotation (Python, per task)."""
-        words, values = self.similarity.words, [ATTRIBUTES[a].values for a in CATEGORICAL]
+    def _decide(self, enc: _Encoded, result: Inference, known: list[Skill]) -> _Decided:
+        """Per annotation of the batch, as arrays: which findings it has, its P(bad) and whether it is rejected
+        (the verdicts without their Python objects: `_build` makes those)."""
+        batch, policy = enc.batch, self.policy
+        rejects_on = policy.rejects_on
+        task_consensus = result.consensus[batch.task] if len(batch.task) else result.consensus[:0]
+        minority = (batch.labels != task_consensus) & (task_consensus >= 0)
+        far = result.emotion_bin == EMOTION_BINS.index("far")
+        flagged_by = np.array([s.flagged for s in known], dtype=bool)
+        flag_confidence = np.array([s.flag_confidence for s in known], dtype=float)
+        flagged = flagged_by[batch.annotator]
+        p = np.where(flagged, np.maximum(result.p_random, flag_confidence[batch.annotator]), result.p_random)
+        # the surest hard finding the policy acts on (the encoded flags; _findings where words were cut)
+        hard_confidence = np.zeros(len(batch.task))
+        for column, code in enumerate(("contradiction", "inconsistent_with_choices", "empty_description")):
+            if code in rejects_on:
+                hard_confidence = np.where(enc.findings[:, column],
+                                           np.maximum(hard_confidence, HARD_CONFIDENCE[code]), hard_confidence)
+        for row in np.flatnonzero(enc.hard).tolist():
+            record = enc.records[row]
+            if len(record.emotion) > WIDTH or len(record.voice) > WIDTH:
+                hard_confidence[row] = max((HARD_CONFIDENCE[r.code] for r in self._findings(record)
+                                            if r.code in rejects_on), default=0.0)
+        random_allowed = ((minority.any(axis=1) & ("categorical_minority" in rejects_on))
+                          | (far & ("emotion_outlier" in rejects_on))
+                          | (flagged & ("unreliable_annotator" in rejects_on)))
+        top = np.maximum(hard_confidence, p)
+        reject = np.where(random_allowed, top, hard_confidence) >= policy.review_min_confidence
+        return _Decided(minority, far, flagged, reject, top, result.p_random)
+
+    def _build(self, tasks, enc: _Encoded, result: Inference, known: list[Skill], decided: _Decided,
+               progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
+        """The verdict objects from the decided arrays: the reasons' texts made once (per value pair, per
+        annotator), one pass making each row's AnnotationVerdict, one pass making each task's TaskVerdict."""
+        word = self.similarity.words.__getitem__
+        values = [(*ATTRIBUTES[a].values, None) for a in CATEGORICAL]   # code -1 (no value): None
+        v_pace, v_pitch, v_volume = values
         batch = enc.batch
         consensus_codes = result.consensus.tolist()
-        task_consensus = result.consensus[batch.task] if len(batch.task) else result.consensus[:0]
-        minority = ((batch.labels != task_consensus) & (task_consensus >= 0)).tolist()
-        p_random = result.p_random.tolist()
-        far = (result.emotion_bin == EMOTION_BINS.index("far")).tolist()
-        agree = result.agree.tolist()
-        hard = enc.hard.tolist()
-        annotator = batch.annotator.tolist()
-        skill_info = [(round(s.reliability, 4), s.flagged, s.flag_confidence, s.describe() if s.flagged else "")
-                      for s in known]
-        rejects_on, threshold = self.policy.rejects_on, self.policy.review_min_confidence
-        minority_rejects = "categorical_minority" in rejects_on
-        outlier_rejects = "emotion_outlier" in rejects_on
-        unreliable_rejects = "unreliable_annotator" in rejects_on
+        unreliable = [Reason("unreliable_annotator", s.describe()) if s.flagged else None for s in known]
+        reliability_of = [round(s.reliability, 4) for s in known]
+        # the categorical_minority reasons of each row, one tuple per distinct (attribute, own value, consensus)
+        # combination: most rows have no other finding
+        reasons_of = self._minority_reasons(batch.labels, result.consensus[batch.task] if len(batch.task)
+                                            else result.consensus[:0], decided.minority, values)
+        verdict_of = np.where(decided.reject, "reject", "accept").tolist()
+        confidence = _round4(decided.confidence)
+        random = decided.p_random.tolist()
+        honest = (1 - decided.p_random).tolist()
+        weight = list(zip(honest, honest, honest))
+        agree = list(zip(*((1 - decided.p_random)[:, None] * result.agree).T.tolist()))
+        defects = enc.hard.astype(float).tolist()
+        reliability = np.array(reliability_of)[batch.annotator].tolist() if known else []
+        # task_status's rule, by task (an invalid label rejected below makes its task needs_review too)
+        rejecting = np.bincount(batch.task, decided.reject, minlength=len(tasks)) > 0
+        status_of = np.where(rejecting, "needs_review",
+                             np.where((result.consensus < 0).any(axis=1), "no_consensus", "accepted")).tolist()
+        complete, positions, row_entries = enc.complete, enc.positions, enc.entries
+        # the rows with another finding (hard, emotion_outlier, unreliable_annotator: a few), one by one
+        for row in np.flatnonzero(enc.hard | decided.far | decided.flagged).tolist():
+            e, t = row_entries[row], int(batch.task[row])
+            found = self._findings(e.record) if enc.hard[row] else []
+            found.extend(reasons_of[row])
+            if decided.far[row]:
+                against = list(map(word, result.emotion[t])) or sorted(
+                    {w for o in tasks[t][1] if o is not e and o.record for w in o.record.emotion})
+                found.append(Reason("emotion_outlier", f"{', '.join(e.record.emotion)} vs consensus {', '.join(against)}"))
+            flagged = unreliable[batch.annotator[row]]
+            if flagged is not None:
+                found.append(flagged)
+            reasons_of[row] = tuple(found)
+        # one AnnotationVerdict (and its Evidence) per row: the frozen dataclasses' fields set at once (tested)
+        new, set_fields = object.__new__, object.__setattr__
+        row_verdicts = []
+        for (annotation_id, who, _, _), reasons, verdict_, confidence_, reliability_, random_, weight_, agree_, \
+                defects_ in zip(row_entries, reasons_of, verdict_of, confidence, reliability, random, weight, agree,
+                                defects):
+            evidence = new(Evidence)
+            set_fields(evidence, "__dict__", {"annotations": 1.0, "random": random_, "weight": weight_,
+                                              "agree": agree_, "defects": defects_})
+            verdict = new(AnnotationVerdict)
+            set_fields(verdict, "__dict__", {"annotation_id": annotation_id, "annotator": who, "verdict": verdict_,
+                                             "reasons": reasons, "confidence": confidence_,
+                                             "reliability": reliability_, "evidence": evidence})
+            row_verdicts.append(verdict)
         info = self._judge_info()
         out = []
         for t, (task_id, entries) in enumerate(tasks):
-            if not enc.complete[t]:
+            if not complete[t]:
                 verdicts = tuple(self._hard_only(e) for e in entries)
                 out.append(TaskVerdict(task_id, "incomplete", empty_consensus(), verdicts, info))
                 if progress is not None:
                     progress(t + 1, len(tasks))
                 continue
-            consensus: dict[str, Any] = {a: (values[x][c] if c >= 0 else None)
-                                         for x, (a, c) in enumerate(zip(CATEGORICAL, consensus_codes[t]))}
-            consensus["emotion"] = [words[i] for i in result.emotion[t]]
-            consensus["voice"] = [words[i] for i in result.voice[t]]
-            verdicts = []
-            for e, row in zip(entries, enc.positions[t]):
-                if row is None:  # an invalid label: it takes no part in the votes
-                    verdicts.append(self._hard_only(e))
-                    continue
-                rec = e.record
-                reasons = self._findings(rec) if hard[row] else []
-                hard_confidence = max((HARD_CONFIDENCE[r.code] for r in reasons if r.code in rejects_on), default=0.0)
-                random_allowed = False
-                flags = minority[row]
-                if flags[0] or flags[1] or flags[2]:
-                    random_allowed = minority_rejects
-                    for a, flag in zip(CATEGORICAL, flags):
-                        if flag:
-                            reasons.append(Reason("categorical_minority",
-                                                  f"{a}: {getattr(rec, a)} vs majority {consensus[a]}"))
-                if far[row]:
-                    random_allowed = random_allowed or outlier_rejects
-                    against = consensus["emotion"] or sorted({w for o in entries if o is not e and o.record
-                                                              for w in o.record.emotion})
-                    reasons.append(Reason("emotion_outlier", f"{', '.join(rec.emotion)} vs consensus {', '.join(against)}"))
-                reliability_, flagged, flag_confidence, described = skill_info[annotator[row]]
-                p = p_random[row]
-                if flagged:
-                    reasons.append(Reason("unreliable_annotator", described))
-                    random_allowed = random_allowed or unreliable_rejects
-                    p = max(p, flag_confidence)
-                confidence = max(hard_confidence, p) if random_allowed else hard_confidence
-                honest = 1 - p_random[row]
-                a0, a1, a2 = agree[row]
-                evidence = Evidence(1.0, p_random[row], (honest, honest, honest),
-                                    (honest * a0, honest * a1, honest * a2), 1.0 if hard[row] else 0.0)
-                verdicts.append(AnnotationVerdict(
-                    e.annotation_id, e.annotator, "reject" if confidence >= threshold else "accept", tuple(reasons),
-                    confidence=round(max(hard_confidence, p), 4), reliability=reliability_, evidence=evidence))
-            verdicts = tuple(verdicts)
-            out.append(TaskVerdict(task_id, task_status(verdicts, consensus), consensus, verdicts, info))
+            codes = consensus_codes[t]
+            consensus: dict[str, Any] = {PACE: v_pace[codes[0]], PITCH: v_pitch[codes[1]], VOLUME: v_volume[codes[2]],
+                                         "emotion": list(map(word, result.emotion[t])),
+                                         "voice": list(map(word, result.voice[t]))}
+            status, rows = status_of[t], positions[t]
+            if None in rows:  # an invalid label: judged on its own, it takes no part in the votes
+                anns = []
+                for e, row in zip(entries, rows):
+                    if row is None:
+                        verdict = self._hard_only(e)
+                        if verdict.rejected:
+                            status = "needs_review"
+                        anns.append(verdict)
+                    else:
+                        anns.append(row_verdicts[row])
+                annotations = tuple(anns)
+            else:  # a task's rows are consecutive
+                annotations = tuple(row_verdicts[rows[0]:rows[0] + len(rows)])
+            verdict = new(TaskVerdict)
+            set_fields(verdict, "__dict__", {"task_id": task_id, "status": status, "consensus": consensus,
+                                             "annotations": annotations, "judge": info})
+            out.append(verdict)
             if progress is not None:
                 progress(t + 1, len(tasks))
         return out
+
+    @staticmethod
+    def _minority_reasons(labels: np.ndarray, consensus: np.ndarray, minority: np.ndarray,
+                          values: list[tuple[str | None, ...]]) -> list[tuple[Reason, ...]]:
+        """Per row, its categorical_minority reasons ("pace: slow vs majority normal", in attribute order)."""
+        digits = np.where(minority, 1 + labels * (K + 1) + consensus + 1, 0)   # per attribute: 0, or which pair
+        base = 1 + K * (K + 1)
+        keys = (digits * base ** np.arange(len(CATEGORICAL))).sum(axis=1).tolist()
+        made: dict[int, tuple[Reason, ...]] = {}
+        for key in set(keys):
+            reasons, rest = [], key
+            for x, attr in enumerate(CATEGORICAL):
+                rest, digit = divmod(rest, base)
+                if digit:
+                    own, value = divmod(digit - 1, K + 1)
+                    reasons.append(Reason("categorical_minority", f"{attr}: {values[x][own]} vs majority {values[x][value - 1]}"))
+            made[key] = tuple(reasons)
+        return [made[key] for key in keys]
 
     def _hard_only(self, e: _Entry) -> AnnotationVerdict:
         """An annotation judged on its own: only an invalid label rejects (its task is incomplete, or it is invalid)."""
@@ -372,7 +482,7 @@ class RulesJudge:
         except InvalidLabel as e:
             ids = annotation if isinstance(annotation, Mapping) else {}
             problems = "; ".join(str(p) for p in e.problems)
-            return _Entry(ids.get("id"), user_id(ids.get("completed_by")), None, [Reason("invalid_label", problems)])
+            return _Entry(ids.get("id"), user_id(ids.get("completed_by")), None, (Reason("invalid_label", problems),))
         return _Entry(record.annotation_id, record.annotator, record)
 
     def _findings(self, record: LabelRecord) -> list[Reason]:
@@ -403,8 +513,88 @@ def _sums(batch: Batch, result: Inference, n_annotators: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _entries(records: Iterable[LabelRecord]) -> list[_Entry]:
-    return [_Entry(r.annotation_id, r.annotator, r) for r in records]
+STEPS = {"entries": "records to entries", "encode": "encoding (records to arrays, hard findings)",
+         "fit": "skills fitted by EM", "infer": "inference (P(random), votes, word consensus)",
+         "decide": "verdicts as arrays (findings, confidence, rejection)", "build": "verdict objects"}
+"""The steps of a batch `judge_tasks` times (`timings`); fit + infer + decide are its core, arrays to arrays."""
+
+
+class _Clock:
+    """Adds the CPU seconds since the last step to `timings[step]` (None: measures nothing)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+        self.last = time.process_time()
+
+    def __call__(self, step: str) -> None:
+        if self.timings is not None:
+            now = time.process_time()
+            self.timings[step] = self.timings.get(step, 0.0) + now - self.last
+            self.last = now
+
+
+@contextmanager
+def _bulk(tasks: int) -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large batch is judged (`tasks` >= BULK).
+
+    A batch builds a few objects per annotation (entries, verdicts, evidence, dicts), none in a reference
+    cycle, so a collection finds nothing to free; but each one walks every object the process holds (the
+    export, the records), and they ran every 700 allocations: most of the time of building 20,000 tasks'
+    verdicts went there. Reference counting still frees what is dropped; the collector resumes after.
+    The objects made meanwhile (the verdicts the caller keeps) then go straight to the oldest generation
+    (freeze + unfreeze) instead of being scanned once more in the youngest (15% of judging with known
+    skills); not when something else froze objects (a pre-fork server), whose freeze that would undo.
+    """
+    if tasks < BULK or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
+
+
+def _word_ids(descriptions: Sequence[tuple[str, ...]], index: Mapping[str, int], pad: int) -> np.ndarray:
+    """The word ids of each description (n x width, padded with `pad`), cut at WIDTH words; width is the
+    longest description's (at least 1): a padding column changes no result, and costs in every
+    (words x words) step of the inference.
+
+    >>> _word_ids([("a", "b"), (), ("c",)], {"a": 0, "b": 1, "c": 2}, 9).tolist()
+    [[0, 1], [9, 9], [2, 9]]
+    """
+    lengths = np.fromiter(map(len, descriptions), np.int64, len(descriptions))
+    width = max(1, min(WIDTH, int(lengths.max(initial=0))))
+    out = np.full((len(descriptions), width), pad, dtype=np.int64)
+    words = np.fromiter(map(index.__getitem__, chain.from_iterable(descriptions)), np.int64, int(lengths.sum()))
+    row = np.repeat(np.arange(len(descriptions)), lengths)
+    column = np.arange(len(words)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    keep = column < width
+    out[row[keep], column[keep]] = words[keep]
+    return out
+
+
+def _round4(x: np.ndarray) -> list[float]:
+    """[round(v, 4) for v in x.tolist()], vectorised: numpy's rounding, except within a hair of a half, where
+    it may differ from Python's correctly rounded one (0.00015 is 1.49999...e-4), which decides there.
+
+    >>> v = [0.00015, 0.12345, 0.5, 0.99995, 1 / 3, 0.0, 1.0]
+    >>> _round4(np.array(v)) == [round(x, 4) for x in v]
+    True
+    """
+    scaled = x * 1e4
+    out = (np.rint(scaled) / 1e4).tolist()
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6).tolist():
+        out[i] = round(float(x[i]), 4)
+    return out
+
+
+def _entries(records: Iterable[LabelRecord], _new=tuple.__new__) -> list[_Entry]:
+    """`_Entry(r.annotation_id, r.annotator, r)` for each record (made as the tuple it is: a batch makes many)."""
+    return [_new(_Entry, (r.annotation_id, r.annotator, r, ())) for r in records]
 
 
 def _cancelled(annotation: Any) -> bool:
