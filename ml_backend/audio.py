@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
@@ -192,7 +193,21 @@ def resample(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
     g = gcd(source_rate, rate)
-    return resample_poly(mono, rate // g, source_rate // g).astype(np.float32, copy=False)
+    up, down = rate // g, source_rate // g
+    taps = _resampling_filter(up, down, mono.dtype.str)
+    return resample_poly(mono, up, down, window=taps).astype(np.float32, copy=False)
+
+
+@lru_cache(maxsize=16)
+def _resampling_filter(up: int, down: int, dtype: str) -> np.ndarray:
+    """resample_poly's own anti-aliasing FIR (Kaiser window, beta 5, half-length 10 x max(up, down),
+    in the signal's dtype as resample_poly makes it), designed once per ratio instead of on every call."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    taps = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(dtype)
+    taps.flags.writeable = False
+    return taps
 
 
 def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):
