@@ -428,18 +428,29 @@ def _changes(track: _Track, nuclei: np.ndarray, envelope: np.ndarray, frame_powe
     first, last = int(start / ENVELOPE_STEP_S), int(end / ENVELOPE_STEP_S)
     edges = [int(cut / ENVELOPE_STEP_S) for cut in cuts]
     modulation = _modulation_hz(envelope, [(first, c) for c in edges] + [(c, last) for c in edges])
+    # every series below is in time order, so each part of a cut is a prefix or a suffix: its size
+    # is a searchsorted, its mean a difference of cumulative sums, its median one of a batch
     pitch = volume = 0.0
+    k = np.searchsorted(vt, cuts)
+    both = (k >= MIN_VOICED_PER_PART) & (len(vt) - k >= MIN_VOICED_PER_PART)
+    if both.any():
+        spans = [(0, int(c)) for c in k[both]] + [(int(c), len(vt)) for c in k[both]]
+        spans += [(max(0, int(c) - LOCAL_FRAMES), int(c)) for c in k[both]]
+        spans += [(int(c), int(c) + LOCAL_FRAMES) for c in k[both]]
+        before, after, near_before, near_after = _span_medians(vst, spans).reshape(4, -1)
+        pitch = float(np.max(np.abs((after - before) + (near_after - near_before) - NATURAL_PITCH_STEP_ST)))
+    kh = np.searchsorted(heard_t, cuts)
+    n_heard = len(heard_t)
+    power_before = np.concatenate([[0.0], np.cumsum(heard_pow)])
+    for c in kh:
+        if min(c, n_heard - c) * VAD_FRAME_S >= MIN_SPEECH_PER_PART_S:
+            mean_b = power_before[c] / c
+            mean_a = (power_before[n_heard] - power_before[c]) / (n_heard - c)
+            volume = max(volume, abs(_db(float(mean_a)) - _db(float(mean_b))))
     pace = 1.0
+    parts = _PaceParts.of(sp_t, nuclei, runs)
     for i, cut in enumerate(cuts):
-        before, after = vt < cut, vt >= cut
-        if before.sum() >= MIN_VOICED_PER_PART and after.sum() >= MIN_VOICED_PER_PART:
-            step = np.median(vst[after]) - np.median(vst[before])
-            jump = np.median(vst[after][:LOCAL_FRAMES]) - np.median(vst[before][-LOCAL_FRAMES:])
-            pitch = max(pitch, abs(step + jump - NATURAL_PITCH_STEP_ST))
-        hb, ha = heard_t < cut, heard_t >= cut
-        if min(hb.sum(), ha.sum()) * VAD_FRAME_S >= MIN_SPEECH_PER_PART_S:
-            volume = max(volume, abs(_db(float(heard_pow[ha].mean())) - _db(float(heard_pow[hb].mean()))))
-        pace = max(pace, _pace_step(cut, sp_t, nuclei, runs, modulation[i], modulation[len(cuts) + i]))
+        pace = max(pace, _pace_step(cut, parts, modulation[i], modulation[len(cuts) + i]))
     return {"pace_change": float(pace), "pitch_change_st": float(pitch), "volume_change_db": float(volume)}
 
 
@@ -486,20 +497,49 @@ def _modulation_hz(envelope: np.ndarray, spans: list[tuple[int, int]]) -> list[f
     return out
 
 
-def _pace_step(cut, sp_t, nuclei, runs, mb, ma) -> float:
+def _span_medians(values: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """np.median of values[a:b] for each (a, b) of `spans` (b - a >= 1), all in one sort."""
+    lo = np.array([a for a, _ in spans])
+    counts = np.array([min(b, len(values)) - a for a, b in spans])
+    index = lo[:, None] + np.arange(counts.max())[None, :]
+    rows = np.where(np.arange(counts.max())[None, :] < counts[:, None],
+                    values[np.minimum(index, len(values) - 1)], np.nan)
+    return _row_medians(np.sort(rows, axis=1), counts)
+
+
+@dataclass(frozen=True)
+class _PaceParts:
+    """What `_pace_step` splits at each cut, all in time order: VAD speech frame times, nuclei times,
+    voiced runs' mid times and the cumulative sums of their lengths."""
+
+    speech_t: np.ndarray
+    nuclei: np.ndarray
+    run_mid: np.ndarray
+    run_length_before: np.ndarray
+
+    @classmethod
+    def of(cls, sp_t: np.ndarray, nuclei: np.ndarray, runs: np.ndarray) -> _PaceParts:
+        mid = runs.mean(axis=1) if len(runs) else np.empty(0)
+        lengths = runs[:, 1] - runs[:, 0] if len(runs) else np.empty(0)
+        return cls(sp_t, nuclei, mid, np.concatenate([[0.0], np.cumsum(lengths)]))
+
+
+def _pace_step(cut: float, parts: _PaceParts, mb: float, ma: float) -> float:
     """The rate ratio (>= 1) across one cut: the mean of three log2 tempo ratios (after / before) - the
     nuclei rate, the mean voiced-run length (inverted) and the envelope's modulation centroid -, less
     the natural trend; 1 when fewer than two can be measured."""
     steps = []
-    speech_b, speech_a = (sp_t < cut).sum() * VAD_FRAME_S, (sp_t >= cut).sum() * VAD_FRAME_S
-    nb, na = int((nuclei < cut).sum()), int((nuclei >= cut).sum())
+    k = int(np.searchsorted(parts.speech_t, cut))
+    speech_b, speech_a = k * VAD_FRAME_S, (len(parts.speech_t) - k) * VAD_FRAME_S
+    nb = int(np.searchsorted(parts.nuclei, cut))
+    na = len(parts.nuclei) - nb
     if min(speech_b, speech_a) >= MIN_SPEECH_PER_PART_S and min(nb, na) >= MIN_NUCLEI_PER_PART:
         steps.append(math.log2((na / speech_a) / (nb / speech_b)))
-    mid = runs.mean(axis=1) if len(runs) else np.empty(0)
-    lengths = runs[:, 1] - runs[:, 0] if len(runs) else np.empty(0)
-    before, after = lengths[mid < cut], lengths[mid >= cut]
-    if len(before) >= 2 and len(after) >= 2:
-        steps.append(math.log2(before.mean() / after.mean()))
+    r = int(np.searchsorted(parts.run_mid, cut))
+    runs_after = len(parts.run_mid) - r
+    if r >= 2 and runs_after >= 2:
+        total = parts.run_length_before
+        steps.append(math.log2((total[r] / r) / ((total[-1] - total[r]) / runs_after)))
     if mb > 0 and ma > 0:
         steps.append(math.log2(ma / mb))
     if len(steps) < 2:
