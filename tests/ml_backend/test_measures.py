@@ -363,3 +363,30 @@ def test_integrated_loudness_is_pyloudnorms_figure():
         clip = decode(SAMPLES / row["file"])
         expected = pyloudnorm.Meter(clip.sample_rate, block_size=0.4).integrated_loudness(clip.samples.astype(np.float64))
         assert _integrated_loudness(clip, -20.0) == (pytest.approx(expected, abs=1e-9), False)
+
+
+def test_the_fast_paths_give_numpys_and_scipys_figures():
+    """The shortcuts the measures take for speed: np.median and np.quantile bit for bit, rate_spread as
+    its per-split loop, and 16 -> 8 kHz as resample_poly to float32 rounding."""
+    from scipy.signal import resample_poly
+
+    from ml_backend.audio import resample
+    from ml_backend.measures import median, quantiles, rate_spread
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 10, 11, 257):
+        x = rng.normal(100, 30, n)
+        assert median(x) == float(np.median(x))
+        for qs in ((0.1, 0.5, 0.9), (0.99,), (0.1, 0.9)):
+            assert quantiles(x, qs) == [float(v) for v in np.quantile(x, qs)]
+        positions = np.sort(rng.uniform(0, 10, n))
+        intervals = np.diff(positions)
+        loop = [max(a, b) / min(a, b) if min(a, b) > 0 else 1.0
+                for a, b in ((np.median(intervals[:k]), np.median(intervals[k:]))
+                             for k in range(4, len(intervals) - 3))]
+        assert rate_spread(positions) == float(max(loop, default=1.0))
+        signal = rng.uniform(-1, 1, n * 37).astype(np.float32)
+        reference = resample_poly(signal, 1, 2).astype(np.float32)
+        halved = resample(signal, 16_000, 8_000)
+        assert halved.dtype == np.float32 and halved.shape == reference.shape
+        assert np.abs(halved - reference).max() <= 1e-6
