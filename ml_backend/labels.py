@@ -362,14 +362,18 @@ def fit(pairs: Iterable[Pair], base: Calibration = DEFAULT_CALIBRATION,
     missing and values outside the schema are ignored. `speakers` are the project's speaker
     references (`speaker_references` over all its clips, labelled or not; default: `base.speakers`).
 
-    1. each low/high threshold becomes the midpoint between the median level of the two classes it
-       separates (slow|normal, normal|fast, ...): the speaker thresholds from the clips whose speaker
-       has a reference, the others from the rest;
-    2. each variable threshold becomes the midpoint between the median change of the clips labelled
-       "variable" and of those labelled anything else.
+    1. each low/high threshold is set where it labels the most of the clips of the two classes it
+       separates right (slow|normal, normal|fast, ...): the speaker thresholds from the clips whose
+       speaker has a reference, the others from the rest;
+    2. each variable threshold likewise, between the change of the clips labelled "variable" and of
+       those labelled anything else.
 
-    A value moves only when both groups have >= MIN_EXAMPLES clips and their medians are in the
-    expected order; otherwise, and when the two level thresholds would cross, `base` is kept.
+    A threshold is a stump (`_best_threshold`): among `base`'s value and the midpoints between the
+    labelled clips' measures, the one with the fewest errors, the nearest to `base`'s on a tie, so a
+    project's few clips of a rare class move it only as far as they need to (the midpoint of the
+    classes' medians, the first rule, moved it far past a class of one or two clips and labelled many
+    steady clips "variable"). A value moves only when both groups have >= MIN_EXAMPLES clips;
+    otherwise, and when the two level thresholds would cross, `base` is kept.
     The result is named "fit-<8 hex digits of its thresholds>".
     """
     pairs = list(pairs)
@@ -395,8 +399,8 @@ def _fit_rule(rule: Rule, pairs: list[Pair], c: Calibration, base: Calibration) 
         levels = {v: _finite(rule.level(m, c, labels.get("speaker")) for m, labels in _labelled(group, rule.attribute, v))
                   for v in (low, mid, high)}
         low_field, high_field = rule.level_fields(with_speaker)
-        low_t = _midpoint(levels[low], levels[mid])
-        high_t = _midpoint(levels[mid], levels[high])
+        low_t = _best_threshold(levels[low], levels[mid], getattr(base, low_field))
+        high_t = _best_threshold(levels[mid], levels[high], getattr(base, high_field))
         new_low = low_t if low_t is not None else getattr(base, low_field)
         new_high = high_t if high_t is not None else getattr(base, high_field)
         if new_low < new_high:
@@ -406,7 +410,7 @@ def _fit_rule(rule: Rule, pairs: list[Pair], c: Calibration, base: Calibration) 
                 changes[high_field] = high_t
     spreads_variable = _finite(rule.change(m) for m, _ in _labelled(pairs, rule.attribute, variable))
     spreads_steady = _finite(rule.change(m) for m, labels in pairs if labels.get(rule.attribute) in (low, mid, high))
-    variable_t = _midpoint(spreads_steady, spreads_variable)
+    variable_t = _best_threshold(spreads_steady, spreads_variable, _change_threshold(rule, base))
     if variable_t is not None:
         changes[rule.variable_field] = 2 ** variable_t if rule.attribute == "pace" else variable_t
     return changes
@@ -416,12 +420,19 @@ def _finite(values: Iterable[float]) -> list[float]:
     return [v for v in values if not math.isnan(v)]
 
 
-def _midpoint(lower: list[float], upper: list[float]) -> float | None:
-    """Midpoint of the two groups' medians, or None when a group is too small or they are out of order."""
+def _best_threshold(lower: list[float], upper: list[float], current: float) -> float | None:
+    """The threshold between two labelled groups (`lower` should fall below it, `upper` above) with the
+    fewest errors, the nearest to `current` among equals (`current` itself is a candidate); None when a
+    group has fewer than MIN_EXAMPLES clips."""
     if len(lower) < MIN_EXAMPLES or len(upper) < MIN_EXAMPLES:
         return None
-    a, b = median(lower), median(upper)
-    return float((a + b) / 2) if a < b else None
+    values = sorted(set(lower) | set(upper))
+    candidates = [current] + [(a + b) / 2 for a, b in zip(values, values[1:])]
+
+    def cost(t: float) -> tuple[int, float]:
+        return sum(v > t for v in lower) + sum(v <= t for v in upper), abs(t - current)
+
+    return float(min(candidates, key=cost))
 
 
 def _fit_name(c: Calibration) -> str:

@@ -28,12 +28,13 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import numpy as np
 import parselmouth
 import pyloudnorm
+import _webrtcvad
 import webrtcvad
 from scipy.signal import butter, find_peaks, sosfilt
 
@@ -79,6 +80,7 @@ CREAK_RATIO = 0.7
 """Voiced frames below this fraction of the median F0 count as creaky."""
 TILT_SPLIT_HZ = 1000.0
 TILT_SEGMENT = 256
+_TILT_WINDOW = np.hanning(TILT_SEGMENT + 1)[:-1]
 
 LOUDNESS_BLOCK_S = 0.400
 """pyloudnorm's gating block: shorter clips fall back to the active speech level."""
@@ -116,9 +118,12 @@ class Measures:
 
     def to_dict(self, timings: bool = False) -> dict:
         """The measures as a flat JSON-ready dict (NaN becomes None); `timings=True` adds `timings_ms`."""
-        out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
-        if not timings:
-            out.pop("timings_ms")
+        out = {}
+        for f in _FIELDS:
+            v = getattr(self, f)
+            out[f] = None if isinstance(v, float) and math.isnan(v) else v
+        if timings:
+            out["timings_ms"] = dict(self.timings_ms)
         return out
 
     @classmethod
@@ -130,6 +135,9 @@ class Measures:
                 value = data[f.name]
                 kwargs[f.name] = math.nan if value is None else value
         return cls(**kwargs)
+
+
+_FIELDS = tuple(f.name for f in fields(Measures) if f.name != "timings_ms")
 
 
 class _Stopwatch:
@@ -211,10 +219,13 @@ def measure(clip: DecodedAudio) -> Measures:
 def speech_frames(signal: np.ndarray, rate: int) -> np.ndarray:
     """Boolean mask, one entry per whole 30 ms frame: does webrtcvad hear speech?"""
     vad = webrtcvad.Vad(VAD_AGGRESSIVENESS)
-    pcm = (np.clip(signal, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = (np.clip(signal, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     n = int(round(rate * VAD_FRAME_S))
-    frames = len(pcm) // n
-    return np.fromiter((vad.is_speech(pcm[i * n:(i + 1) * n].tobytes(), rate) for i in range(frames)),
+    frames = len(pcm) // (2 * n)
+    # webrtcvad's C entry point on slices of one bytes object (what Vad.is_speech calls, without its
+    # per-frame Python checks): the same decisions
+    process, handle, size = _webrtcvad.process, vad._vad, 2 * n
+    return np.fromiter((process(handle, rate, pcm[i * size:(i + 1) * size], n) for i in range(frames)),
                        dtype=bool, count=frames)
 
 
@@ -227,8 +238,8 @@ def _pitch_track(sound: parselmouth.Sound) -> _Track:
     f0 = np.array(selected["frequency"], dtype=np.float64)
     raw_voiced = f0 > 0
     if raw_voiced.any():
-        median = float(np.median(f0[raw_voiced]))
-        f0[(f0 > median * OCTAVE_ERROR_RATIO) | (f0 < median / OCTAVE_ERROR_RATIO)] = 0.0
+        middle = median(f0[raw_voiced])
+        f0[(f0 > middle * OCTAVE_ERROR_RATIO) | (f0 < middle / OCTAVE_ERROR_RATIO)] = 0.0
     return _Track(np.asarray(pitch.xs()), f0, np.array(selected["strength"], dtype=np.float64), raw_voiced)
 
 
@@ -238,8 +249,39 @@ def _f0_stats(frequencies: np.ndarray) -> dict[str, float]:
     if len(voiced) == 0:
         nan = math.nan
         return {"f0_median_hz": nan, "f0_p10_hz": nan, "f0_p90_hz": nan, "f0_range_st": nan}
-    p10, median, p90 = (float(v) for v in np.percentile(voiced, [10, 50, 90]))
-    return {"f0_median_hz": median, "f0_p10_hz": p10, "f0_p90_hz": p90, "f0_range_st": semitones(p90, p10)}
+    p10, mid, p90 = quantiles(voiced, (0.1, 0.5, 0.9))
+    return {"f0_median_hz": mid, "f0_p10_hz": p10, "f0_p90_hz": p90, "f0_range_st": semitones(p90, p10)}
+
+
+def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """np.quantile(values, qs) (its default, linear method, bit for bit) without its per-call overhead:
+    one partition at the indexes the quantiles need, then numpy's own interpolation."""
+    n = len(values)
+    virtual = [(n - 1) * q for q in qs]
+    below = [min(max(int(math.floor(v)), 0), n - 1) for v in virtual]
+    above = [min(b + 1, n - 1) for b in below]
+    ordered = np.partition(np.asarray(values, dtype=np.float64), sorted(set(below + above)))
+    out = []
+    for v, b, a in zip(virtual, below, above):
+        lo, hi = float(ordered[b]), float(ordered[a])
+        t = v - b
+        diff = hi - lo
+        out.append(hi - diff * (1 - t) if t >= 0.5 else lo + diff * t)
+    return out
+
+
+def median(values: np.ndarray) -> float:
+    """np.median(values) bit for bit (the mean of the middle two), without its per-call overhead."""
+    n = len(values)
+    ordered = np.partition(values, [(n - 1) // 2, n // 2])
+    return float((ordered[(n - 1) // 2] + ordered[n // 2]) / 2)
+
+
+@lru_cache(maxsize=4096)
+def _hanning(n: int) -> np.ndarray:
+    window = np.hanning(n)
+    window.flags.writeable = False
+    return window
 
 
 def semitones(f: float, reference: float) -> float:
@@ -259,10 +301,10 @@ def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray)
     if frames < 5:
         return np.empty(0), np.zeros(max(frames, 0))
     energy = (band[:frames * hop].reshape(frames, hop) ** 2).mean(axis=1)
-    kernel = np.hanning(7)[1:-1]
+    kernel = _hanning(7)[1:-1]
     db = 10 * np.log10(np.convolve(energy, kernel / kernel.sum(), mode="same") + 1e-12)
     peaks, _ = find_peaks(db, prominence=MIN_PROMINENCE_DB, distance=int(MIN_NUCLEUS_GAP_S / ENVELOPE_STEP_S))
-    peaks = peaks[db[peaks] > np.quantile(db, 0.99) + SILENCE_DB]
+    peaks = peaks[db[peaks] > quantiles(db, (0.99,))[0] + SILENCE_DB]
     times = (peaks + 0.5) * ENVELOPE_STEP_S
     voiced = np.interp(times, track.times, track.voiced.astype(float), left=0, right=0) > 0.5
     frame = np.minimum((times / VAD_FRAME_S).astype(int), len(speech) - 1)
@@ -273,6 +315,12 @@ def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray)
 def _band_filter(rate: int) -> np.ndarray:
     """The envelope's band-pass (4th-order Butterworth, second-order sections), designed once per rate."""
     return butter(4, ENVELOPE_BAND_HZ, btype="band", fs=rate, output="sos")
+
+
+def _row_medians(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The median of the first counts[i] values of each sorted row (as np.median computes it)."""
+    i = np.arange(len(rows))
+    return (rows[i, (counts - 1) // 2] + rows[i, counts // 2]) / 2
 
 
 def _syllable_rates(nuclei: np.ndarray, speech: np.ndarray) -> tuple[int, float, float]:
@@ -297,14 +345,19 @@ def rate_spread(positions: np.ndarray, min_intervals: int = 4) -> float:
     Kept for meta.measures (it was the change measure of the first rules); `pace_change` decides now.
     """
     intervals = np.diff(positions)
-    ratios = [_slower_over_faster(np.median(intervals[:k]), np.median(intervals[k:]))
-              for k in range(min_intervals, len(intervals) - min_intervals + 1)]
-    return float(max(ratios, default=1.0))
-
-
-def _slower_over_faster(a: float, b: float) -> float:
-    low, high = sorted((a, b))
-    return high / low if low > 0 else 1.0
+    ks = np.arange(min_intervals, len(intervals) - min_intervals + 1)
+    if len(ks) == 0:
+        return 1.0
+    # every split at once: row i holds the intervals before ks[i] (NaN, sorted last, after them) and
+    # its complement; the median is the mean of the middle two of the sorted valid values
+    earlier = np.arange(len(intervals))[None, :] < ks[:, None]
+    grid = np.broadcast_to(intervals, earlier.shape)
+    a = _row_medians(np.sort(np.where(earlier, grid, np.nan), axis=1), ks)
+    b = _row_medians(np.sort(np.where(earlier, np.nan, grid), axis=1), len(intervals) - ks)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(low > 0, high / low, 1.0)
+    return float(ratios.max())
 
 
 # --- volume ------------------------------------------------------------------------------------
@@ -322,11 +375,15 @@ def _active_level(frame_power: np.ndarray, speech: np.ndarray, window_frames: in
     """(RMS level of the VAD speech frames in dBFS, p90 - p10 of the levels of 300 ms windows of speech)."""
     speech_power = frame_power[speech]
     active = _db(float(speech_power.mean()))
-    windows = [speech_power[i:i + window_frames] for i in range(0, len(speech_power), window_frames)]
-    levels = [_db(float(w.mean())) for w in windows if len(w) * 2 >= window_frames]
+    starts = np.arange(0, len(speech_power), window_frames)
+    sizes = np.minimum(window_frames, len(speech_power) - starts)
+    means = np.add.reduceat(speech_power, starts) / sizes
+    means = means[sizes * 2 >= window_frames]
+    with np.errstate(divide="ignore"):
+        levels = np.where(means > 0, 10.0 * np.log10(means), FLOOR_DB)
     if len(levels) < 2:
         return active, 0.0
-    p10, p90 = np.percentile(levels, [10, 90])
+    p10, p90 = quantiles(levels, (0.1, 0.9))
     return active, float(p90 - p10)
 
 
@@ -339,9 +396,7 @@ def _integrated_loudness(clip: DecodedAudio, active_level: float) -> tuple[float
     if clip.duration_s < LOUDNESS_BLOCK_S:
         return active_level, True
     rate = clip.sample_rate
-    y = clip.samples.astype(np.float64)
-    for stage in _k_weighting(rate):
-        y = stage.apply_filter(y)
+    y = sosfilt(_k_weighting(rate), clip.samples.astype(np.float64))
     step = 1.0 - LOUDNESS_OVERLAP
     blocks = int(np.round((len(y) / rate - LOUDNESS_BLOCK_S) / (LOUDNESS_BLOCK_S * step))) + 1
     j = np.arange(blocks)
@@ -363,13 +418,18 @@ def _integrated_loudness(clip: DecodedAudio, active_level: float) -> tuple[float
 
 
 LOUDNESS_OVERLAP = 0.75
-_K_FILTERS: dict[int, tuple] = {}
+_K_FILTERS: dict[int, np.ndarray] = {}
 
 
-def _k_weighting(rate: int) -> tuple:
-    """pyloudnorm's two K-weighting stages for `rate` (built once per rate)."""
+def _k_weighting(rate: int) -> np.ndarray:
+    """pyloudnorm's two K-weighting stages for `rate` as the sections of one filter (built once per
+    rate): its two lfilter passes, each times its passband gain, in one sosfilt pass."""
     if rate not in _K_FILTERS:
-        _K_FILTERS[rate] = tuple(pyloudnorm.Meter(rate, block_size=LOUDNESS_BLOCK_S)._filters.values())
+        sections = []
+        for stage in pyloudnorm.Meter(rate, block_size=LOUDNESS_BLOCK_S)._filters.values():
+            b, a = np.asarray(stage.b, dtype=np.float64), np.asarray(stage.a, dtype=np.float64)
+            sections.append(np.concatenate([stage.passband_gain * b / a[0], a / a[0]]))
+        _K_FILTERS[rate] = np.array(sections)
     return _K_FILTERS[rate]
 
 
@@ -390,24 +450,38 @@ def _changes(track: _Track, nuclei: np.ndarray, envelope: np.ndarray, frame_powe
     voiced = track.voiced
     st = np.zeros_like(track.f0)
     if voiced.any():
-        st[voiced] = 12 * np.log2(track.f0[voiced] / np.median(track.f0[voiced]))
+        st[voiced] = 12 * np.log2(track.f0[voiced] / median(track.f0[voiced]))
     vt, vst = track.times[voiced], st[voiced]
     heard_t, heard_pow = frame_t[heard], frame_power[heard]
     sp_t = frame_t[speech]
     runs = _voiced_runs(track)
+    cuts = [start + q * (end - start) for q in CUTS]
+    first, last = int(start / ENVELOPE_STEP_S), int(end / ENVELOPE_STEP_S)
+    edges = [int(cut / ENVELOPE_STEP_S) for cut in cuts]
+    modulation = _modulation_hz(envelope, [(first, c) for c in edges] + [(c, last) for c in edges])
+    # every series below is in time order, so each part of a cut is a prefix or a suffix: its size
+    # is a searchsorted, its mean a difference of cumulative sums, its median one of a batch
     pitch = volume = 0.0
+    k = np.searchsorted(vt, cuts)
+    both = (k >= MIN_VOICED_PER_PART) & (len(vt) - k >= MIN_VOICED_PER_PART)
+    if both.any():
+        spans = [(0, int(c)) for c in k[both]] + [(int(c), len(vt)) for c in k[both]]
+        spans += [(max(0, int(c) - LOCAL_FRAMES), int(c)) for c in k[both]]
+        spans += [(int(c), int(c) + LOCAL_FRAMES) for c in k[both]]
+        before, after, near_before, near_after = _span_medians(vst, spans).reshape(4, -1)
+        pitch = float(np.max(np.abs((after - before) + (near_after - near_before) - NATURAL_PITCH_STEP_ST)))
+    kh = np.searchsorted(heard_t, cuts)
+    n_heard = len(heard_t)
+    power_before = np.concatenate([[0.0], np.cumsum(heard_pow)])
+    for c in kh:
+        if min(c, n_heard - c) * VAD_FRAME_S >= MIN_SPEECH_PER_PART_S:
+            mean_b = power_before[c] / c
+            mean_a = (power_before[n_heard] - power_before[c]) / (n_heard - c)
+            volume = max(volume, abs(_db(float(mean_a)) - _db(float(mean_b))))
     pace = 1.0
-    for q in CUTS:
-        cut = start + q * (end - start)
-        before, after = vt < cut, vt >= cut
-        if before.sum() >= MIN_VOICED_PER_PART and after.sum() >= MIN_VOICED_PER_PART:
-            step = np.median(vst[after]) - np.median(vst[before])
-            jump = np.median(vst[after][:LOCAL_FRAMES]) - np.median(vst[before][-LOCAL_FRAMES:])
-            pitch = max(pitch, abs(step + jump - NATURAL_PITCH_STEP_ST))
-        hb, ha = heard_t < cut, heard_t >= cut
-        if min(hb.sum(), ha.sum()) * VAD_FRAME_S >= MIN_SPEECH_PER_PART_S:
-            volume = max(volume, abs(_db(float(heard_pow[ha].mean())) - _db(float(heard_pow[hb].mean()))))
-        pace = max(pace, _pace_step(cut, start, end, sp_t, nuclei, runs, envelope))
+    parts = _PaceParts.of(sp_t, nuclei, runs)
+    for i, cut in enumerate(cuts):
+        pace = max(pace, _pace_step(cut, parts, modulation[i], modulation[len(cuts) + i]))
     return {"pace_change": float(pace), "pitch_change_st": float(pitch), "volume_change_db": float(volume)}
 
 
@@ -424,36 +498,79 @@ def _voiced_runs(track: _Track) -> np.ndarray:
     return np.stack([t0[keep], t1[keep]], axis=1)
 
 
-def _modulation_hz(envelope: np.ndarray, a: int, b: int) -> float:
-    """The centroid (Hz) of the 1.5-10 Hz modulation spectrum of the band envelope's frames a..b."""
-    e = envelope[a:b]
-    if len(e) < 40:
-        return math.nan
-    e = e - e.mean()
-    spec = np.abs(np.fft.rfft(e * np.hanning(len(e)), 1024)) ** 2
-    f = np.fft.rfftfreq(1024, ENVELOPE_STEP_S)
-    band = (f >= 1.5) & (f <= 10.0)
-    total = spec[band].sum()
-    return float((f[band] * spec[band]).sum() / total) if total > 0 else math.nan
+MODULATION_FFT = 1024
+_MODULATION_F = np.fft.rfftfreq(MODULATION_FFT, ENVELOPE_STEP_S)
+_MODULATION_BAND = (_MODULATION_F >= 1.5) & (_MODULATION_F <= 10.0)
 
 
-def _pace_step(cut, start, end, sp_t, nuclei, runs, envelope) -> float:
+def _modulation_hz(envelope: np.ndarray, spans: list[tuple[int, int]]) -> list[float]:
+    """The centroid (Hz) of the 1.5-10 Hz modulation spectrum of the band envelope's frames a..b, for
+    each (a, b) of `spans` (NaN under 40 frames); the spans' windowed frames in one FFT."""
+    out = [math.nan] * len(spans)
+    rows, batch = [], []
+    for i, (a, b) in enumerate(spans):
+        e = envelope[a:b]
+        if len(e) < 40:
+            continue
+        windowed = ((e - e.mean()) * _hanning(len(e)))[:MODULATION_FFT]
+        row = np.zeros(MODULATION_FFT)
+        row[:len(windowed)] = windowed
+        rows.append(i)
+        batch.append(row)
+    if not rows:
+        return out
+    spec = (np.abs(np.fft.rfft(np.array(batch), axis=1)) ** 2)[:, _MODULATION_BAND]
+    f = _MODULATION_F[_MODULATION_BAND]
+    totals = spec.sum(axis=1)
+    centroids = (spec * f).sum(axis=1)
+    for i, total, centroid in zip(rows, totals, centroids):
+        out[i] = float(centroid / total) if total > 0 else math.nan
+    return out
+
+
+def _span_medians(values: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """np.median of values[a:b] for each (a, b) of `spans` (b - a >= 1), all in one sort."""
+    lo = np.array([a for a, _ in spans])
+    counts = np.array([min(b, len(values)) - a for a, b in spans])
+    index = lo[:, None] + np.arange(counts.max())[None, :]
+    rows = np.where(np.arange(counts.max())[None, :] < counts[:, None],
+                    values[np.minimum(index, len(values) - 1)], np.nan)
+    return _row_medians(np.sort(rows, axis=1), counts)
+
+
+@dataclass(frozen=True)
+class _PaceParts:
+    """What `_pace_step` splits at each cut, all in time order: VAD speech frame times, nuclei times,
+    voiced runs' mid times and the cumulative sums of their lengths."""
+
+    speech_t: np.ndarray
+    nuclei: np.ndarray
+    run_mid: np.ndarray
+    run_length_before: np.ndarray
+
+    @classmethod
+    def of(cls, sp_t: np.ndarray, nuclei: np.ndarray, runs: np.ndarray) -> _PaceParts:
+        mid = runs.mean(axis=1) if len(runs) else np.empty(0)
+        lengths = runs[:, 1] - runs[:, 0] if len(runs) else np.empty(0)
+        return cls(sp_t, nuclei, mid, np.concatenate([[0.0], np.cumsum(lengths)]))
+
+
+def _pace_step(cut: float, parts: _PaceParts, mb: float, ma: float) -> float:
     """The rate ratio (>= 1) across one cut: the mean of three log2 tempo ratios (after / before) - the
     nuclei rate, the mean voiced-run length (inverted) and the envelope's modulation centroid -, less
     the natural trend; 1 when fewer than two can be measured."""
     steps = []
-    speech_b, speech_a = (sp_t < cut).sum() * VAD_FRAME_S, (sp_t >= cut).sum() * VAD_FRAME_S
-    nb, na = int((nuclei < cut).sum()), int((nuclei >= cut).sum())
+    k = int(np.searchsorted(parts.speech_t, cut))
+    speech_b, speech_a = k * VAD_FRAME_S, (len(parts.speech_t) - k) * VAD_FRAME_S
+    nb = int(np.searchsorted(parts.nuclei, cut))
+    na = len(parts.nuclei) - nb
     if min(speech_b, speech_a) >= MIN_SPEECH_PER_PART_S and min(nb, na) >= MIN_NUCLEI_PER_PART:
         steps.append(math.log2((na / speech_a) / (nb / speech_b)))
-    mid = runs.mean(axis=1) if len(runs) else np.empty(0)
-    lengths = runs[:, 1] - runs[:, 0] if len(runs) else np.empty(0)
-    before, after = lengths[mid < cut], lengths[mid >= cut]
-    if len(before) >= 2 and len(after) >= 2:
-        steps.append(math.log2(before.mean() / after.mean()))
-    c = int(cut / ENVELOPE_STEP_S)
-    mb = _modulation_hz(envelope, int(start / ENVELOPE_STEP_S), c)
-    ma = _modulation_hz(envelope, c, int(end / ENVELOPE_STEP_S))
+    r = int(np.searchsorted(parts.run_mid, cut))
+    runs_after = len(parts.run_mid) - r
+    if r >= 2 and runs_after >= 2:
+        total = parts.run_length_before
+        steps.append(math.log2((total[r] / r) / ((total[-1] - total[r]) / runs_after)))
     if mb > 0 and ma > 0:
         steps.append(math.log2(ma / mb))
     if len(steps) < 2:
@@ -471,24 +588,23 @@ def _voice(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray) -> dict[
     voiced = track.voiced
     if voiced.sum() >= 5:
         r = np.clip(track.strength[voiced], 1e-4, 1 - 1e-4)
-        out["hnr_db"] = float(np.median(10 * np.log10(r / (1 - r))))
+        out["hnr_db"] = median(10 * np.log10(r / (1 - r)))
         f = track.f0
         both = voiced[1:] & voiced[:-1]
         steps = np.abs(12 * np.log2(f[1:][both] / f[:-1][both])) if both.any() else np.zeros(1)
-        out["jitter_st"] = float(np.median(steps))
-        median = float(np.median(f[voiced]))
-        low = track.raw_voiced & ((track.f0 == 0) | (track.f0 < CREAK_RATIO * median))
+        out["jitter_st"] = median(steps)
+        low = track.raw_voiced & ((track.f0 == 0) | (track.f0 < CREAK_RATIO * median(f[voiced])))
         out["creak_ratio"] = float(low.sum() / max(1, int(track.raw_voiced.sum())))
     n = int(round(rate * VAD_FRAME_S))
-    speech_samples = x[:len(speech) * n].reshape(len(speech), n)[speech].reshape(-1).astype(np.float64)
+    speech_samples = x[:len(speech) * n].reshape(len(speech), n)[speech].reshape(-1)
     if len(speech_samples) >= TILT_SEGMENT:
-        # Welch's average periodogram (Hann, 50% overlap, as scipy.signal.welch), all segments in one FFT
+        # Welch's average periodogram (Hann, 50% overlap, as scipy.signal.welch), all segments in one
+        # FFT. Its per-segment detrending is left out: a segment's mean times the (periodic) Hann
+        # window only reaches bins 0 and 1 (31 Hz), below both bands.
         hop = TILT_SEGMENT // 2
-        count = (len(speech_samples) - TILT_SEGMENT) // hop + 1
-        index = np.arange(TILT_SEGMENT)[None, :] + hop * np.arange(count)[:, None]
-        segments = speech_samples[index]
-        segments = segments - segments.mean(axis=1, keepdims=True)
-        power = (np.abs(np.fft.rfft(segments * np.hanning(TILT_SEGMENT + 1)[:-1], axis=1)) ** 2).mean(axis=0)
+        segments = np.lib.stride_tricks.sliding_window_view(speech_samples, TILT_SEGMENT)[::hop] * _TILT_WINDOW
+        spectra = np.fft.rfft(segments, axis=1)
+        power = (spectra.real ** 2 + spectra.imag ** 2).mean(axis=0)
         freqs = np.fft.rfftfreq(TILT_SEGMENT, 1.0 / rate)
         low_band = power[(freqs >= 50) & (freqs < TILT_SPLIT_HZ)].sum()
         high_band = power[(freqs >= TILT_SPLIT_HZ) & (freqs < min(4000.0, rate / 2))].sum()

@@ -313,13 +313,17 @@ def tune(rows, measures) -> Calibration:
         changes[rule.variable_field] = float(2 ** best if attr == "pace" else best)
         level = {r["file"]: rule.level(measures[r["file"]], c, None) for r in steady}
         changes.update(zip(rule.level_fields(False), _tune_levels(attr, steady, level)))
-    # against the speaker's reference: the midpoints between the classes' median levels (what `fit` does)
-    labelled = [(measures[r["file"]], {**{a: r[a] for a in ATTRIBUTES}, "speaker": r["speaker"]}) for r in steady]
-    by_speaker = fit(labelled, c, speakers=refs)
+    # against the speaker's reference: the midpoints between the classes' median levels (the defaults
+    # sit between the classes; a project's `fit` then moves them to where its own clips are labelled right)
+    with_refs = replace(c, speakers=refs)
     for rule in RULES.values():
         if rule.speaker_low_field:
-            for name in rule.level_fields(True):
-                changes[name] = round(getattr(by_speaker, name), 3)
+            levels = {v: [rule.level(measures[r["file"]], with_refs, r["speaker"]) for r in steady
+                          if r[rule.attribute] == v and rule.uses_speaker(with_refs, r["speaker"])]
+                      for v in rule.values[:3]}
+            medians = [float(np.nanmedian(levels[v])) for v in rule.values[:3]]
+            for name, (a, b) in zip(rule.level_fields(True), zip(medians, medians[1:])):
+                changes[name] = round((a + b) / 2, 3)
     tuned = Calibration.from_dict({**c.to_dict(), **changes})
     curves = {}
     for attr, rule in RULES.items():

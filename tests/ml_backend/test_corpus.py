@@ -111,5 +111,5 @@ def test_fit_on_50_consensus_labels_improves_the_remaining_clips(held, measures)
     assert all(after >= before - 0.02 for before, after in accuracy.values()), accuracy
     assert accuracy["pace"][1] > accuracy["pace"][0] and accuracy["pitch"][1] > accuracy["pitch"][0], accuracy
     after = {a: v[1] for a, v in accuracy.items()}
-    # issue 16's target: >= 0.90 each; pace and pitch are short of it (README)
-    assert after["volume"] >= 0.9 and after["pitch"] >= 0.75 and after["pace"] >= 0.6, after
+    # issue 16's target: >= 0.90 each; pace and pitch are short of it (README: 0.71, 0.89 over these splits)
+    assert after["volume"] >= 0.9 and after["pitch"] >= 0.85 and after["pace"] >= 0.67, after
