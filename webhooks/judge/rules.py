@@ -59,7 +59,7 @@ from webhooks.judge.verdict import (
     empty_consensus,
 )
 
-RULES_VERSION = "rules-2"
+RULES_VERSION = "rules-3"
 """Bump when a change to the rules can change a verdict on the same input."""
 
 HARD_CONFIDENCE = {"invalid_label": 1.0, "contradiction": 0.99, "empty_description": 0.99,
