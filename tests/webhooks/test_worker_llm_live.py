@@ -40,6 +40,8 @@ def test_worker_with_the_llm_judge_stores_only_true_verdicts(ls, llm_service):
     assert judge["backend"] == "llm" or (judge["backend"] == "rules" and judge["fallback_from"] == "llm")
     assert ids[2] in meta["rejected"]  # calm + agitated: the model's call, or the rules cross-check, or the rules
     assert meta["confidence"][str(ids[2])] >= 0.6
-    stored = llm_service.store.verdict(expert, task.id)
+    # the worker writes the verdict back to LS (task meta) first, then keeps it in the store
+    stored = wait_for(lambda: llm_service.store.verdict(expert, task.id), timeout=60, interval=0.5,
+                      what="the verdict in the store")
     annotations = [a if isinstance(a, dict) else a.dict() for a in ls.annotations.list(id=task.id)]
     assert_true_facts(TaskVerdict.from_json(stored["verdict"]), {"id": task.id, "annotations": annotations})
