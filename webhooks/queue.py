@@ -77,7 +77,9 @@ class JobQueue:
                 raise RetryTask(delay=1) from None
             except Exception as e:  # noqa: BLE001
                 review_project = self.loop().store.project_with_role(REVIEW)
-                self._failed(-1 if review_project is None else review_project, review_task_id, e, decision_job, (review_task_id,), attempt)
+                if review_project is None:
+                    review_project = -1
+                self._failed(review_project, review_task_id, e, decision_job, (review_task_id,), attempt)
 
         @huey.periodic_task(crontab(minute=f"*/{reconcile_minutes}"), name="clesc.reconcile")
         def reconcile_job() -> None:

@@ -127,6 +127,8 @@ class _Encoded:
 class _Decided:
     """The verdicts of a batch's annotations as arrays (N: the batch's rows), before any Python object."""
 
+    consensus: np.ndarray
+    """N x 3: the value codes of each row's task consensus (-1: no value)."""
     minority: np.ndarray
     """N x 3: outvoted on pace, pitch, volume (a categorical_minority finding each)."""
     far: np.ndarray
@@ -356,7 +358,7 @@ class RulesJudge:
                           | (flagged & ("unreliable_annotator" in rejects_on)))
         top = np.maximum(hard_confidence, p)
         reject = np.where(random_allowed, top, hard_confidence) >= policy.review_min_confidence
-        return _Decided(minority, far, flagged, reject, top, result.p_random)
+        return _Decided(task_consensus, minority, far, flagged, reject, top, result.p_random)
 
     def _build(self, tasks, enc: _Encoded, result: Inference, known: list[Skill], decided: _Decided,
                progress: Callable[[int, int], None] | None) -> list[TaskVerdict]:
@@ -371,8 +373,7 @@ class RulesJudge:
         reliability_of = [round(s.reliability, 4) for s in known]
         # the categorical_minority reasons of each row, one tuple per distinct (attribute, own value, consensus)
         # combination: most rows have no other finding
-        reasons_of = self._minority_reasons(batch.labels, result.consensus[batch.task] if len(batch.task)
-                                            else result.consensus[:0], decided.minority, values)
+        reasons_of = self._minority_reasons(batch.labels, decided.consensus, decided.minority, values)
         verdict_of = np.where(decided.reject, "reject", "accept").tolist()
         confidence = _round4(decided.confidence)
         random = decided.p_random.tolist()
