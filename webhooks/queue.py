@@ -15,6 +15,10 @@ The web process only enqueues; `clesc worker` runs a Huey consumer whose jobs ca
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
+import uuid
 from collections.abc import Callable
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -27,7 +31,45 @@ from webhooks.settings import Settings
 log = logging.getLogger("clesc.queue")
 STALE_PENDING_S = 120.0
 """Default of CLESC_SWEEP_AFTER_S: events pending this long are enqueued again by the minutely sweep."""
-LOCK_STRIPES = 64
+JOB_LEASE_S = 30.0
+"""Default of CLESC_JOB_LEASE_S: how long a job's hold on its task lasts unless renewed (a third of it)."""
+
+
+class TaskLease:
+    """The store's lease on one pool task, held while a job judges it, so that one task is judged by one
+    job at a time across workers and machines. Renewed in the background every third of its time; a job
+    of a worker that was killed holds it until it runs out, and no restarting worker frees another's
+    (Huey's own locks are flushed by every consumer that starts, which let two jobs run at once).
+    TaskLockedException on entry while another job holds it."""
+
+    def __init__(self, store, project_id: int, task_id: int, ttl_s: float = JOB_LEASE_S):
+        self.store, self.project_id, self.task_id, self.ttl_s = store, project_id, task_id, ttl_s
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __enter__(self) -> TaskLease:
+        if not self.store.take_lease(self.project_id, self.task_id, self.owner, self.ttl_s):
+            raise TaskLockedException(f"project {self.project_id} task {self.task_id} is being judged")
+        self._renewer = threading.Thread(target=self._renew, name=f"lease-{self.task_id}", daemon=True)
+        self._renewer.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                if not self.store.renew_lease(self.project_id, self.task_id, self.owner, self.ttl_s):
+                    log.warning("project %d task %d: the job's lease ran out and another job took it",
+                                self.project_id, self.task_id)
+                    return
+            except Exception as e:  # noqa: BLE001 - the store is restarting: try again at the next renewal
+                log.warning("project %d task %d: lease not renewed: %s", self.project_id, self.task_id, describe(e))
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        self.store.release_lease(self.project_id, self.task_id, self.owner)
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -49,14 +91,13 @@ class JobQueue:
     """Huey tasks bound to a loop factory (called only in the worker, where the jobs run)."""
 
     def __init__(self, huey: Huey, loop_factory: Callable[[], object] | None = None, reconcile_minutes: int = 5,
-                 max_attempts: int = 8, retry_s: float = 5.0, sweep_after_s: float = STALE_PENDING_S):
+                 max_attempts: int = 8, retry_s: float = 5.0, sweep_after_s: float = STALE_PENDING_S,
+                 lease_s: float = JOB_LEASE_S):
         self.huey = huey
         self._loop_factory = loop_factory
         self._loop = None
         self.max_attempts, self.retry_s, self.sweep_after_s = max_attempts, retry_s, sweep_after_s
-        # One task is judged by one job at a time. Locks are striped so that their names are known at
-        # start-up: the consumer flushes them there, freeing a lock held by a worker that was killed.
-        locks = [huey.lock_task(f"judge-{i}") for i in range(LOCK_STRIPES)]
+        self.lease_s = lease_s
 
         @huey.task(name="clesc.judge")
         def judge_job(project_id: int, task_id: int, attempt: int = 0) -> None:
@@ -90,12 +131,11 @@ class JobQueue:
             self.sweep(self.sweep_after_s)
 
         self._judge, self._decision = judge_job, decision_job
-        self._locks = locks
 
     @classmethod
     def from_settings(cls, settings: Settings, loop_factory: Callable[[], object] | None = None) -> JobQueue:
         return cls(make_huey(settings), loop_factory, settings.reconcile_minutes,
-                   settings.event_max_attempts, settings.event_retry_s, settings.sweep_after_s)
+                   settings.event_max_attempts, settings.event_retry_s, settings.sweep_after_s, settings.job_lease_s)
 
     def _failed(self, project_id: int, task_id: int, error: Exception, job, args: tuple, attempt: int) -> None:
         """Count the failure on the task's pending events and retry after the backoff, or fail them. A job
@@ -129,9 +169,9 @@ class JobQueue:
                 self._loop.task_lock = self._task_lock
         return self._loop
 
-    def _task_lock(self, project_id: int, task_id: int):
-        """The lock judge jobs of this pool task hold (TaskLockedException when another job has it)."""
-        return self._locks[(project_id * 1_000_003 + task_id) % LOCK_STRIPES]
+    def _task_lock(self, project_id: int, task_id: int) -> TaskLease:
+        """The lease judge jobs of this pool task hold (TaskLockedException when another job has it)."""
+        return TaskLease(self.loop().store, project_id, task_id, self.lease_s)
 
     def judge(self, project_id: int, task_id: int) -> None:
         self._judge(project_id, task_id)

@@ -70,7 +70,7 @@ def work(settings: Settings) -> None:
     queue = JobQueue.from_settings(settings, loop_factory=lambda: JudgeLoop(settings, store, settings.ls_client()))
     queue.sweep(0)  # events left pending by a worker that died (not those waiting out a backoff)
     consumer = queue.huey.create_consumer(workers=settings.workers, worker_type="thread", periodic=True,
-                                          flush_locks=True, check_worker_health=True)
+                                          check_worker_health=True)
     consumer.run()
 
 

@@ -89,6 +89,7 @@ class Settings:
     event_retry_s: float = 5.0
     read_timeout_s: int = 10
     sweep_after_s: int = 120
+    job_lease_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +122,12 @@ class Settings:
                 raise ValueError(f"{name} must be a number, got {raw!r}") from None
             if value < 0 or value != value:
                 raise ValueError(f"{name} must be >= 0, got {raw!r}")
+            return value
+
+        def at_least(name: str, default: float, low: float) -> float:
+            value = number(name, default)
+            if value < low:
+                raise ValueError(f"{name} must be >= {low:g}, got {env.get(name)!r}")
             return value
 
         def fraction(name: str, default: float | None) -> float | None:
@@ -206,6 +213,7 @@ class Settings:
             event_retry_s=number("CLESC_EVENT_RETRY_S", 5.0) or 0.0,
             read_timeout_s=integer("CLESC_READ_TIMEOUT_S", 10, 1),
             sweep_after_s=integer("CLESC_SWEEP_AFTER_S", 120, 1),
+            job_lease_s=at_least("CLESC_JOB_LEASE_S", 30.0, 1.0),
         )
 
     def ls_client(self):

@@ -77,6 +77,14 @@ task_queue = Table(
     Column("queued_at", DateTime(timezone=True)),
 )
 
+task_leases = Table(
+    "task_leases", metadata,  # one job judges a task at a time; a lease that is not renewed runs out
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
+    Column("task_id", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String(80), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 annotations_seen = Table(
     "annotations_seen", metadata,
     Column("annotation_id", Integer, primary_key=True, autoincrement=False),
@@ -274,6 +282,33 @@ class Store:
         with self.engine.begin() as c:
             c.execute(update(task_queue).where(task_queue.c.project_id == project_id, task_queue.c.task_id == task_id)
                       .values(queued=False))
+
+    def take_lease(self, project_id: int, task_id: int, owner: str, ttl_s: float) -> bool:
+        """Whether `owner` now holds the task's lease for `ttl_s` seconds: False while another holder's lease
+        runs (a job of a worker that was killed holds it until it runs out, never longer)."""
+        current = now()
+        expires = datetime.fromtimestamp(current.timestamp() + ttl_s, UTC)
+        ins = (pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(task_leases).values(
+            project_id=project_id, task_id=task_id, owner=owner, expires_at=expires)
+        stmt = ins.on_conflict_do_update(index_elements=[task_leases.c.project_id, task_leases.c.task_id],
+                                         set_={"owner": owner, "expires_at": expires},
+                                         where=(task_leases.c.expires_at < current) | (task_leases.c.owner == owner)
+                                         ).returning(task_leases.c.task_id)
+        with self.engine.begin() as c:
+            return c.execute(stmt).first() is not None
+
+    def renew_lease(self, project_id: int, task_id: int, owner: str, ttl_s: float) -> bool:
+        """Extend `owner`'s lease; False when it ran out and another job took it."""
+        expires = datetime.fromtimestamp(now().timestamp() + ttl_s, UTC)
+        with self.engine.begin() as c:
+            return c.execute(update(task_leases).where(
+                task_leases.c.project_id == project_id, task_leases.c.task_id == task_id,
+                task_leases.c.owner == owner).values(expires_at=expires)).rowcount == 1
+
+    def release_lease(self, project_id: int, task_id: int, owner: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(task_leases.delete().where(task_leases.c.project_id == project_id,
+                                                 task_leases.c.task_id == task_id, task_leases.c.owner == owner))
 
     def pending_tasks(self, older_than_s: float = 0.0) -> list[tuple[int, int]]:
         """(project_id, task_id) with pending events received more than `older_than_s` ago and due (not

@@ -100,7 +100,7 @@ class JudgeLoop:
         self.taxonomy = self.judge.taxonomy
         self.requeue = requeue
         self.task_lock: Callable[[int, int], Any] = lambda project_id, task_id: nullcontext()
-        """A lock per pool task (the JobQueue's; none when jobs do not run concurrently)."""
+        """A lease per pool task (the JobQueue's TaskLease; none when jobs do not run concurrently)."""
         self._later: list[tuple[int, int]] = []
         self._emails: dict[int, str] = {}
         if not settings.ops_users:
@@ -285,8 +285,8 @@ class JudgeLoop:
         return self._one_prediction(task_id, created)
 
     def _one_prediction(self, task_id: int, created: int) -> int:
-        """Two jobs for one task that ran at once (a worker starting flushed the other's lock) each created
-        one: the oldest stays, the others go (each job converges on the same one)."""
+        """Two jobs for one task that ran at once (one's lease ran out: a worker stalled past CLESC_JOB_LEASE_S)
+        each created one: the oldest stays, the others go (each job converges on the same one)."""
         ours = sorted(p["id"] for p in _dicts(self.ls.predictions.list(task=task_id))
                       if str(p.get("model_version") or "").startswith(MODEL_PREFIX))
         for extra in ours[1:]:
@@ -312,8 +312,8 @@ class JudgeLoop:
         self.store.add_review(key, found[0], project_id, task.id, av.annotation_id)
 
     def _one_review_task(self, review_project: int, query: dict[str, Any]) -> list[int]:
-        """Two jobs for one task that ran at once (a worker starting flushed the other's lock) may each have
-        made the review task: the oldest stays, the others go, and the store keeps the oldest
+        """Two jobs for one task that ran at once (one's lease ran out: a worker stalled past CLESC_JOB_LEASE_S)
+        may each have made the review task: the oldest stays, the others go, and the store keeps the oldest
         (`Store.add_review`), so both jobs converge on one."""
         ids = sorted(t.id for t in self.ls.tasks.list(project=review_project, query=json.dumps(query), page_size=10))
         for extra in ids[1:]:

@@ -10,11 +10,14 @@ real JudgeLoop does) or raises as the LS client does for a task that does not ex
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
+from huey.exceptions import RetryTask
 
 from webhooks.app import SECRET_HEADER, create_app
-from webhooks.queue import JobQueue
+from webhooks.queue import JobQueue, TaskLease
 from webhooks.settings import Settings
 from webhooks.store import Store
 
@@ -148,3 +151,66 @@ def test_a_store_made_before_next_attempt_at_gets_the_column(tmp_path):
     store = Store(f"sqlite:///{path}")
     store.add_event(delivery_key="x", source="webhook", action="A", project_id=1, task_id=2, annotation=None)
     assert store.events()[0]["next_attempt_at"] is None
+
+
+class SlowLoop(StandInLoop):
+    """A stand-in loop whose judgement takes a while and records how many ran at once."""
+
+    def __init__(self, store: Store):
+        super().__init__(store)
+        self.running = self.most_at_once = 0
+        self.guard = threading.Lock()
+
+    def judge_task(self, project_id: int, task_id: int):
+        with self.guard:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        time.sleep(0.3)
+        with self.guard:
+            self.running -= 1
+        super().judge_task(project_id, task_id)
+
+
+def test_two_workers_never_judge_one_task_at_once_and_a_killed_holder_runs_out(tmp_path):
+    """Two workers (two JobQueues on one Huey and one store, as on two machines) run jobs for the same task
+    at the same moment: one judges, the other is told to retry (Huey's RetryTask) and judges after it. A
+    lease left by a killed worker blocks the task only until CLESC_JOB_LEASE_S runs out."""
+    settings = Settings.from_env({"CLESC_HOME": str(tmp_path), "CLESC_JOB_LEASE_S": "1"})
+    store = Store(settings.database_url)
+    store.set_projects([(PROJECT, "crowd", "Crowd")])
+    loop = SlowLoop(store)
+    workers = [JobQueue.from_settings(settings, loop_factory=lambda: loop) for _ in range(2)]
+    outcomes = []
+
+    def run(queue: JobQueue) -> None:
+        try:
+            queue._judge.call_local(PROJECT, 7)
+            outcomes.append("judged")
+        except RetryTask:
+            outcomes.append("retry")
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["judged", "retry"] and loop.most_at_once == 1
+    assert store.take_lease(PROJECT, 7, "nobody", 30)  # the job gave its lease back
+
+    store.release_lease(PROJECT, 7, "nobody")
+    assert store.take_lease(PROJECT, 8, "a-killed-worker", settings.job_lease_s)
+    with pytest.raises(RetryTask):
+        workers[0]._judge.call_local(PROJECT, 8)
+    time.sleep(1.1)
+    workers[0]._judge.call_local(PROJECT, 8)
+    assert loop.judged == [7, 8]
+
+
+def test_a_long_job_keeps_its_lease_by_renewing_it(tmp_path):
+    settings = Settings.from_env({"CLESC_HOME": str(tmp_path), "CLESC_JOB_LEASE_S": "1"})
+    store = Store(settings.database_url)
+    lease = TaskLease(store, PROJECT, 9, settings.job_lease_s)
+    with lease:
+        time.sleep(2.5)  # past the lease time: renewed every third of it
+        assert not store.take_lease(PROJECT, 9, "another-job", 30)
+    assert store.take_lease(PROJECT, 9, "another-job", 30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -107,3 +108,33 @@ def test_two_jobs_that_each_made_a_review_task_converge_on_the_oldest(store):
     store.decide_review(10, "uphold")
     store.add_review("7:42:v1", 9, 7, 3, 42)
     assert store.review("7:42:v1")["review_task_id"] == 10 and store.review("7:42:v1")["decision"] == "uphold"
+
+
+def test_a_task_lease_has_one_holder_until_released_or_run_out(store):
+    assert store.take_lease(7, 3, "worker-a", 30)
+    assert not store.take_lease(7, 3, "worker-b", 30)  # held
+    assert store.take_lease(7, 4, "worker-b", 30)  # another task
+    assert store.renew_lease(7, 3, "worker-a", 30) and not store.renew_lease(7, 3, "worker-b", 30)
+    store.release_lease(7, 3, "worker-b")  # not the holder: nothing happens
+    assert not store.take_lease(7, 3, "worker-b", 30)
+    store.release_lease(7, 3, "worker-a")
+    assert store.take_lease(7, 3, "worker-b", 0.2)
+    time.sleep(0.3)  # worker-b was killed: its lease runs out, nobody had to free it
+    assert store.take_lease(7, 3, "worker-c", 30)
+    assert not store.renew_lease(7, 3, "worker-b", 30)  # worker-b's stalled job learns it lost the task
+
+
+def test_racing_jobs_take_a_lease_once(store):
+    won, barrier = [], threading.Barrier(8)
+
+    def take(n: int) -> None:
+        barrier.wait()
+        if store.take_lease(1, 1, f"job-{n}", 30):
+            won.append(n)
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1

@@ -55,7 +55,8 @@ def store_db(mode, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def service(request, mode, store_db, ls, ls_server, clips_dir, tmp_path_factory):
-    env = {"CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "30"}
+    env = {"CLESC_EVENT_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "CLESC_EVENT_RETRY_S": "0.5", "CLESC_SWEEP_AFTER_S": "30",
+           "CLESC_JOB_LEASE_S": "6"}
     workers, redis = 1, None
     if mode == "postgres-redis":
         redis = request.getfixturevalue("redis_server")
@@ -104,9 +105,9 @@ def review_tasks_for(ls, review_project: int, annotation_id: int) -> list:
 
 
 def one_each(ls, review: int, task_id: int, rejected: list[int]) -> None:
-    """One judge prediction on the task and one review task per rejected annotation. Two jobs for one task can
-    run at once in the scaled-out mode (a starting worker flushes the Huey locks); each converges on the oldest
-    prediction and review task, so the count is awaited (bounded), not read once."""
+    """One judge prediction on the task and one review task per rejected annotation. A job's lease on its task
+    keeps a second job (another worker's) from judging it at once; the count is awaited (bounded), as the
+    write-back may still be under way."""
     wait_for(lambda: len(our_predictions(ls, task_id)) == 1, 60, what=f"one prediction on task {task_id}")
     for aid in rejected:
         wait_for(lambda aid=aid: len(review_tasks_for(ls, review, aid)) == 1, 60,
