@@ -6,6 +6,8 @@ The web process only enqueues; `clesc worker` runs a Huey consumer whose jobs ca
   transaction as the event); the job releases it when it starts, before it reads the task from LS, so a
   burst of webhooks for one task is one judgement of its latest state, and nothing sent after that read
   is missed (it queues the next one).
+- One job judges a task at a time, on any worker: it holds the task's lease in the store
+  (`webhooks.store.TaskLease`); another job for the task is retried a second later.
 - Failures are counted in the store, not by Huey: each failed job adds an attempt to the task's pending
   events and schedules the next try after an exponential backoff (CLESC_EVENT_RETRY_S doubling, at most
   an hour); after CLESC_EVENT_MAX_ATTEMPTS the events are `failed` with the last error (`GET /health`,
@@ -15,61 +17,19 @@ The web process only enqueues; `clesc worker` runs a Huey consumer whose jobs ca
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Callable
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
-from huey.exceptions import RetryTask, TaskLockedException
+from huey.exceptions import RetryTask
 
 from label_config.schema import REVIEW
 from webhooks.private import private_dir, private_file
-from webhooks.settings import Settings
+from webhooks.settings import JOB_LEASE_S, Settings
+from webhooks.store import TaskBusy, TaskLease
 
 log = logging.getLogger("clesc.queue")
 STALE_PENDING_S = 120.0
 """Default of CLESC_SWEEP_AFTER_S: events pending this long are enqueued again by the minutely sweep."""
-JOB_LEASE_S = 30.0
-"""Default of CLESC_JOB_LEASE_S: how long a job's hold on its task lasts unless renewed (a third of it)."""
-
-
-class TaskLease:
-    """The store's lease on one pool task, held while a job judges it, so that one task is judged by one
-    job at a time across workers and machines. Renewed in the background every third of its time; a job
-    of a worker that was killed holds it until it runs out, and no restarting worker frees another's
-    (Huey's own locks are flushed by every consumer that starts, which let two jobs run at once).
-    TaskLockedException on entry while another job holds it."""
-
-    def __init__(self, store, project_id: int, task_id: int, ttl_s: float = JOB_LEASE_S):
-        self.store, self.project_id, self.task_id, self.ttl_s = store, project_id, task_id, ttl_s
-        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
-
-    def __enter__(self) -> TaskLease:
-        if not self.store.take_lease(self.project_id, self.task_id, self.owner, self.ttl_s):
-            raise TaskLockedException(f"project {self.project_id} task {self.task_id} is being judged")
-        self._renewer = threading.Thread(target=self._renew, name=f"lease-{self.task_id}", daemon=True)
-        self._renewer.start()
-        return self
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl_s / 3):
-            try:
-                if not self.store.renew_lease(self.project_id, self.task_id, self.owner, self.ttl_s):
-                    log.warning("project %d task %d: the job's lease ran out and another job took it",
-                                self.project_id, self.task_id)
-                    return
-            except Exception as e:  # noqa: BLE001 - the store is restarting: try again at the next renewal
-                log.warning("project %d task %d: lease not renewed: %s", self.project_id, self.task_id, describe(e))
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join()
-        self.store.release_lease(self.project_id, self.task_id, self.owner)
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -105,7 +65,7 @@ class JobQueue:
                 with self._task_lock(project_id, task_id):
                     self.loop().store.release_queue(project_id, task_id)
                     self.loop().judge_task(project_id, task_id)
-            except TaskLockedException:
+            except TaskBusy:
                 raise RetryTask(delay=1) from None
             except Exception as e:  # noqa: BLE001 - counted on the events, retried with backoff, then failed
                 self._failed(project_id, task_id, e, judge_job, (project_id, task_id), attempt)
@@ -114,7 +74,7 @@ class JobQueue:
         def decision_job(review_task_id: int, attempt: int = 0) -> None:
             try:
                 self.loop().apply_decision(review_task_id)  # takes the pool task's lock (task_lock)
-            except TaskLockedException:
+            except TaskBusy:
                 raise RetryTask(delay=1) from None
             except Exception as e:  # noqa: BLE001
                 review_project = self.loop().store.project_with_role(REVIEW)
@@ -170,7 +130,8 @@ class JobQueue:
         return self._loop
 
     def _task_lock(self, project_id: int, task_id: int) -> TaskLease:
-        """The lease judge jobs of this pool task hold (TaskLockedException when another job has it)."""
+        """The lease judge jobs of this pool task hold (TaskBusy at once when another job has it: the job
+        is retried a second later)."""
         return TaskLease(self.loop().store, project_id, task_id, self.lease_s)
 
     def judge(self, project_id: int, task_id: int) -> None:

@@ -17,6 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 """The checkout this package runs from (an editable install); defaults below live under it."""
 
 DEFAULT_RATES_PER_HOUR = {"expert": 30.0, "crowd": 10.0}
+JOB_LEASE_S = 30.0
+"""Default of CLESC_JOB_LEASE_S: how long a job's hold on its task lasts unless renewed (every third of it)."""
 """Placeholder hourly rates for reports (CLESC_RATE_<POOL>_PER_HOUR sets yours)."""
 
 
@@ -89,7 +91,7 @@ class Settings:
     event_retry_s: float = 5.0
     read_timeout_s: int = 10
     sweep_after_s: int = 120
-    job_lease_s: float = 30.0
+    job_lease_s: float = JOB_LEASE_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -213,7 +215,7 @@ class Settings:
             event_retry_s=number("CLESC_EVENT_RETRY_S", 5.0) or 0.0,
             read_timeout_s=integer("CLESC_READ_TIMEOUT_S", 10, 1),
             sweep_after_s=integer("CLESC_SWEEP_AFTER_S", 120, 1),
-            job_lease_s=at_least("CLESC_JOB_LEASE_S", 30.0, 1.0),
+            job_lease_s=at_least("CLESC_JOB_LEASE_S", JOB_LEASE_S, 1.0),
         )
 
     def ls_client(self):

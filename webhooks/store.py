@@ -1,5 +1,5 @@
 """The durable store: webhook events, annotation versions seen, verdicts, review tasks, pool projects, syncs,
-and the annotators' skills with the evidence of each judged annotation.
+the annotators' skills with the evidence of each judged annotation, and the lease a job holds on its task.
 
 SQLAlchemy Core on SQLite (a file, embedded) or PostgreSQL (by URL). Nothing here holds a secret:
 events keep an allow-listed copy of the annotation, never the project object LS sends.
@@ -8,6 +8,12 @@ events keep an allow-listed copy of the annotation, never the project object LS 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from webhooks.judge.reliability import Evidence, Skill
 from webhooks.private import private_file
 
+log = logging.getLogger("clesc.store")
 metadata = MetaData()
 
 projects = Table(
@@ -656,3 +663,60 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=FULL")
     cur.close()
+
+
+class TaskBusy(Exception):
+    """Another job holds the task's lease."""
+
+
+class TaskLease:
+    """The store's lease on one pool task, held while a job judges it, so that one task is judged by one job
+    at a time across processes and machines. Renewed in the background every third of `ttl_s`; the lease of a
+    worker that was killed runs out after `ttl_s`, and nobody else frees it (Huey's own locks are flushed by
+    every consumer that starts, which let two jobs judge one task at once). On entry TaskBusy while another
+    job holds it, at once or, with `wait_s`, when it is still held after that long.
+
+    >>> store = Store("sqlite:///:memory:")
+    >>> with TaskLease(store, 1, 7, ttl_s=30):
+    ...     store.take_lease(1, 7, "another job", 30)
+    False
+    >>> store.take_lease(1, 7, "another job", 30)
+    True
+    """
+
+    def __init__(self, store: Store, project_id: int, task_id: int, ttl_s: float, wait_s: float = 0.0):
+        self.store, self.project_id, self.task_id, self.ttl_s, self.wait_s = store, project_id, task_id, ttl_s, wait_s
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __enter__(self) -> TaskLease:
+        deadline = time.monotonic() + self.wait_s
+        while not self.store.take_lease(self.project_id, self.task_id, self.owner, self.ttl_s):
+            if time.monotonic() >= deadline:
+                raise TaskBusy(f"project {self.project_id} task {self.task_id} is being judged by another job")
+            time.sleep(0.2)
+        self._renewer = threading.Thread(target=self._renew, name=f"lease-{self.task_id}", daemon=True)
+        self._renewer.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                if not self.store.renew_lease(self.project_id, self.task_id, self.owner, self.ttl_s):
+                    log.warning("project %d task %d: the job's lease ran out and another job took it",
+                                self.project_id, self.task_id)
+                    return
+            except Exception as e:  # noqa: BLE001 - the store is restarting: try again at the next renewal
+                log.warning("project %d task %d: lease not renewed: %s", self.project_id, self.task_id,
+                            type(e).__name__)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        try:
+            self.store.release_lease(self.project_id, self.task_id, self.owner)
+        except Exception as e:  # noqa: BLE001 - the store is down: the lease runs out by itself
+            log.warning("project %d task %d: lease not released (%s); it runs out in %.0f s", self.project_id,
+                        self.task_id, type(e).__name__, self.ttl_s)

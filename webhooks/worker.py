@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, urlparse
 from dataclasses import replace
@@ -40,7 +39,7 @@ from webhooks.judge.reliability import BORDERLINE, Skill
 from webhooks.judge.rules import HARD_CONFIDENCE
 from webhooks.judge.verdict import task_status
 from webhooks.settings import Settings
-from webhooks.store import Store
+from webhooks.store import Store, TaskLease
 
 log = logging.getLogger("clesc.loop")
 MODEL_PREFIX = "clesc-judge"
@@ -99,8 +98,10 @@ class JudgeLoop:
         self.judge = judge or make_judge(settings)
         self.taxonomy = self.judge.taxonomy
         self.requeue = requeue
-        self.task_lock: Callable[[int, int], Any] = lambda project_id, task_id: nullcontext()
-        """A lease per pool task (the JobQueue's TaskLease; none when jobs do not run concurrently)."""
+        self.task_lock: Callable[[int, int], Any] = lambda project_id, task_id: TaskLease(
+            store, project_id, task_id, settings.job_lease_s, wait_s=settings.job_lease_s + 30)
+        """The pool task's lease (webhooks.store.TaskLease): here it waits for a worker's job on the task to end
+        (`clesc reconcile` while workers run); the JobQueue's does not (its job is retried)."""
         self._later: list[tuple[int, int]] = []
         self._emails: dict[int, str] = {}
         if not settings.ops_users:
@@ -199,7 +200,8 @@ class JudgeLoop:
         done = 0
         while self._later:
             project_id, task_id = self._later.pop(0)
-            self.judge_task(project_id, task_id)
+            with self.task_lock(project_id, task_id):
+                self.judge_task(project_id, task_id)
             done += 1
         return done
 
@@ -523,9 +525,10 @@ class JudgeLoop:
                 if enqueue is not None:
                     enqueue.apply_decision(task.id) if role == REVIEW else enqueue.judge(project_id, task.id)
                 elif role == REVIEW:
-                    self.apply_decision(task.id)
+                    self.apply_decision(task.id)  # takes the pool task's lease
                 else:
-                    self.judge_task(project_id, task.id)
+                    with self.task_lock(project_id, task.id):
+                        self.judge_task(project_id, task.id)
         counts["judged_again"] = self.judge_pending_again()
         return counts
 

@@ -17,9 +17,9 @@ import pytest
 from huey.exceptions import RetryTask
 
 from webhooks.app import SECRET_HEADER, create_app
-from webhooks.queue import JobQueue, TaskLease
+from webhooks.queue import JobQueue
 from webhooks.settings import Settings
-from webhooks.store import Store
+from webhooks.store import Store, TaskLease
 
 SECRET = "queue-secret-1"
 PROJECT = 4

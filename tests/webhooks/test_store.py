@@ -8,7 +8,7 @@ import time
 import pytest
 
 from webhooks.judge.reliability import Evidence, Skill
-from webhooks.store import Store
+from webhooks.store import Store, TaskBusy, TaskLease
 
 SPAM = Evidence(1.0, 0.95, (0.05,) * 3, (0.01,) * 3, 0.0)
 HONEST = Evidence(1.0, 0.02, (0.98,) * 3, (0.9,) * 3, 0.0)
@@ -138,3 +138,15 @@ def test_racing_jobs_take_a_lease_once(store):
     for t in threads:
         t.join()
     assert len(won) == 1
+
+
+def test_the_synchronous_path_waits_for_a_running_job_and_gives_up_with_a_clear_error(store):
+    """`clesc reconcile` judging while workers run: its lease waits for the worker's job on the task to end."""
+    job = TaskLease(store, 7, 3, ttl_s=30).__enter__()
+    threading.Timer(0.5, job.__exit__, args=(None, None, None)).start()
+    started = time.monotonic()
+    with TaskLease(store, 7, 3, ttl_s=30, wait_s=10):
+        assert time.monotonic() - started >= 0.4
+    with TaskLease(store, 7, 3, ttl_s=30):
+        with pytest.raises(TaskBusy, match="project 7 task 3 is being judged by another job"):
+            TaskLease(store, 7, 3, ttl_s=30, wait_s=0.3).__enter__()
