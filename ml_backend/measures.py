@@ -9,7 +9,8 @@ stage is timed (`Measures.timings_ms`) so `scripts/bench/features.py` can report
 - pitch: Praat autocorrelation (`to_pitch_ac`, floor 60 Hz, ceiling 600 Hz, 20 ms steps), frames an
   octave away from the clip's median dropped as tracking errors; median, p10, p90, p10-p90 range;
 - pace: syllable nuclei after de Jong & Wempe (2009) on a 300-3000 Hz band envelope: peaks that
-  stand out by MIN_PROMINENCE_DB, above the 0.99 quantile minus 25 dB, voiced and inside speech;
+  stand out by MIN_PROMINENCE_DB, above the 0.99 quantile minus 25 dB (in a much quieter part, its
+  own loudest frame minus 25 dB), voiced and inside speech;
   the rate is nuclei per second of speaking time;
 - volume: integrated loudness (ITU-R BS.1770, pyloudnorm) and the active speech level over VAD frames;
 - change within the clip ("variable"): for cuts between 40% and 60% of the speech, the clip's two
@@ -36,6 +37,7 @@ import parselmouth
 import pyloudnorm
 import _webrtcvad
 import webrtcvad
+from scipy.ndimage import maximum_filter1d
 from scipy.signal import butter, find_peaks, sosfilt
 
 from ml_backend.audio import AudioError, DecodedAudio
@@ -56,6 +58,12 @@ ENVELOPE_STEP_S = 0.010
 ENVELOPE_BAND_HZ = (300.0, 3000.0)
 SILENCE_DB = -25.0
 """Nuclei must stand above the 0.99 quantile of the envelope plus this (de Jong & Wempe's silence threshold)."""
+QUIET_PART_S = 1.0
+QUIET_PART_DB = 10.0
+"""Where the loudest envelope frame within QUIET_PART_S around a peak lies more than QUIET_PART_DB below
+the clip's 0.99 quantile (a part spoken much more quietly), the silence threshold is taken from that
+local loudest frame instead: the clip's level then no longer decides how many of that part's syllables
+count (a clip half at -24 dB lost most of them and was labelled slow)."""
 MIN_PROMINENCE_DB = 2.0
 MIN_NUCLEUS_GAP_S = 0.06
 
@@ -304,7 +312,10 @@ def syllable_nuclei(x: np.ndarray, rate: int, track: _Track, speech: np.ndarray)
     kernel = _hanning(7)[1:-1]
     db = 10 * np.log10(np.convolve(energy, kernel / kernel.sum(), mode="same") + 1e-12)
     peaks, _ = find_peaks(db, prominence=MIN_PROMINENCE_DB, distance=int(MIN_NUCLEUS_GAP_S / ENVELOPE_STEP_S))
-    peaks = peaks[db[peaks] > quantiles(db, (0.99,))[0] + SILENCE_DB]
+    loudest = quantiles(db, (0.99,))[0]
+    nearby = maximum_filter1d(db, size=int(QUIET_PART_S / ENVELOPE_STEP_S) | 1)[peaks]
+    ceiling = np.where(nearby < loudest - QUIET_PART_DB, nearby, loudest)
+    peaks = peaks[db[peaks] > ceiling + SILENCE_DB]
     times = (peaks + 0.5) * ENVELOPE_STEP_S
     voiced = np.interp(times, track.times, track.voiced.astype(float), left=0, right=0) > 0.5
     frame = np.minimum((times / VAD_FRAME_S).astype(int), len(speech) - 1)

@@ -19,7 +19,7 @@ HELD_OUT_SPEAKERS = {"fr-ca-june", "it-it-carlo", "fr-armelle", "codec2-morig", 
                      "codec2-big_dog", "codec2-g3plx"}
 ORDERED_FLOOR = {  # of 20 base clips; issue 16's target: 19 each
     "unknown": {"pace": 19, "pitch": 12, "volume": 20},
-    "known": {"pace": 17, "pitch": 18, "volume": 20},
+    "known": {"pace": 19, "pitch": 18, "volume": 20},
 }
 VARIABLE_FLOOR = {"pace": 2, "pitch": 16, "volume": 19}  # of 20 splices; target 18 each (pace, pitch: not met)
 UNCHANGED_VARIABLE_CEILING = 2  # of 60: the target
@@ -111,5 +111,5 @@ def test_fit_on_50_consensus_labels_improves_the_remaining_clips(held, measures)
     assert all(after >= before - 0.02 for before, after in accuracy.values()), accuracy
     assert accuracy["pace"][1] > accuracy["pace"][0] and accuracy["pitch"][1] > accuracy["pitch"][0], accuracy
     after = {a: v[1] for a, v in accuracy.items()}
-    # issue 16's target: >= 0.90 each; pace and pitch are short of it (README: 0.71, 0.89 over these splits)
-    assert after["volume"] >= 0.9 and after["pitch"] >= 0.85 and after["pace"] >= 0.67, after
+    # issue 16's target: >= 0.90 each; pace and pitch are short of it (README: 0.75, 0.89 over these splits)
+    assert after["volume"] >= 0.9 and after["pitch"] >= 0.85 and after["pace"] >= 0.72, after
