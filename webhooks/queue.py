@@ -73,7 +73,7 @@ class JobQueue:
         @huey.task(name="clesc.decision")
         def decision_job(review_task_id: int, attempt: int = 0) -> None:
             try:
-                self.loop().apply_decision(review_task_id)  # takes the pool task's lock (task_lock)
+                self.loop().apply_decision(review_task_id)  # takes the pool task's lease (task_lock)
             except TaskBusy:
                 raise RetryTask(delay=1) from None
             except Exception as e:  # noqa: BLE001

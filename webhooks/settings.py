@@ -17,9 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 """The checkout this package runs from (an editable install); defaults below live under it."""
 
 DEFAULT_RATES_PER_HOUR = {"expert": 30.0, "crowd": 10.0}
+"""Placeholder hourly rates for reports (CLESC_RATE_<POOL>_PER_HOUR sets yours)."""
 JOB_LEASE_S = 30.0
 """Default of CLESC_JOB_LEASE_S: how long a job's hold on its task lasts unless renewed (every third of it)."""
-"""Placeholder hourly rates for reports (CLESC_RATE_<POOL>_PER_HOUR sets yours)."""
 
 
 
