@@ -325,13 +325,28 @@ class VoiceRule:
     curve: tuple[float, float]
 
 
+CROAKY_JITTER_ST = 0.72
+CROAKY_HNR_DB = 6.7
+"""A voice is croaky above this jitter AND below this HNR (`python -m scripts.bench features --tune`, on
+the dev part: espeak-ng's +croak in 8 languages against every dev clip of real speech). Jitter alone
+(the first rule, over 1.0 st) found none of the +croak clips: a fast real voice steps as far between
+frames, but stays harmonic."""
+
+
+def croaky_margin(m: Measures) -> float:
+    """How far past both croaky thresholds the voice is (> 0: croaky), in units of 0.3 st jitter and 3 dB HNR."""
+    if math.isnan(m.jitter_st) or math.isnan(m.hnr_db):
+        return math.nan
+    return min((m.jitter_st - CROAKY_JITTER_ST) / 0.3, (CROAKY_HNR_DB - m.hnr_db) / 3.0)
+
+
 VOICE_RULES: tuple[VoiceRule, ...] = (
     # whispering: speech the VAD hears, almost none of it voiced
     VoiceRule("whispering", lambda m: m.voiced_ratio, True, 0.25, 0.1, (3.0, 1.5)),
     # monotonous: a flat intonation (p10-p90 F0 range), natural speech spans 8-12 st
     VoiceRule("monotonous", lambda m: m.f0_range_st, True, 3.0, 1.0, (3.0, 1.0)),
-    # croaky: a rough, irregular voice: large frame-to-frame F0 steps
-    VoiceRule("croaky", lambda m: m.jitter_st, False, 1.0, 0.3, (3.0, 1.0)),
+    # croaky: a rough voice, both irregular (large frame-to-frame F0 steps) and noisy (a low HNR)
+    VoiceRule("croaky", lambda m: croaky_margin(m), False, 0.0, 1.0, (3.0, 1.0)),
 )
 
 

@@ -28,7 +28,7 @@ from ml_backend.fetch import AudioSource, FetchError
 from ml_backend.labels import Calibration, fit, label, model_version, voice_words
 from ml_backend.measures import Measures, measure
 
-BACKEND_VERSION = "clesc-acoustic-3"
+BACKEND_VERSION = "clesc-acoustic-4"
 log = logging.getLogger("clesc.ml_backend")
 
 

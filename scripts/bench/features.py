@@ -18,7 +18,7 @@ one property at a time with sox; built and cached on first use):
    of the baseline (parselmouth: read, pitch, intensity) on the same clips, alternating, with the ratio.
 
 `--tune` prints the thresholds and score curves fitted on the DEV part (what labels.py's defaults
-were set from); it never looks at the held-out part.
+were set from) and the croaky thresholds; it never looks at the held-out part.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import parselmouth
+from scipy.ndimage import distance_transform_cdt
 
 from label_config.schema import ATTRIBUTES
 from ml_backend.audio import decode
@@ -237,11 +238,21 @@ def voice_word_counts(rows, measures, min_score: float) -> dict[str, dict[str, i
     return out
 
 
-def print_voice_words(rows, measures) -> None:
+def said_of(rows, measures, word: str, min_score: float) -> int:
+    """How many of `rows` (measured) get `word` suggested with score >= min_score."""
+    return sum(any(w == word and s >= min_score for w, s in voice_words(measures[r["file"]]))
+               for r in rows if r["file"] in measures)
+
+
+def print_voice_words(rows, measures, others=()) -> None:
+    """`others`: clips that carry no voice word (every held-out variant, the espeak-ng sweep), for the
+    words said where they should not be."""
     print("\nvoice words (suggested with score >= %.1f) against their ground truth" % MIN_SCORE)
+    others = [r for r in others if r["file"] in measures]
     for word, n in voice_word_counts(rows, measures, MIN_SCORE).items():
+        wrong = said_of(others, measures, word, MIN_SCORE)
         print(f"  {word:<12} found on {n['hits']}/{n['positives']} clips that carry it; said of {n['false']}/"
-              f"{n['negatives']} that do not")
+              f"{n['negatives']} that do not, and of {wrong}/{len(others)} other clips (held-out, espeak-ng sweep)")
 
 
 def voice_rows(rows):
@@ -348,6 +359,26 @@ def tune(rows, measures) -> Calibration:
     return Calibration.from_dict({**tuned.to_dict(), "score_curves": curves})
 
 
+def tune_croaky(rows, measures) -> tuple[float, float]:
+    """(jitter above, HNR below): labels.py's CROAKY_JITTER_ST and CROAKY_HNR_DB, from the DEV part.
+
+    On a grid (0.01 st by 0.1 dB), the cells where croaky is found on the most dev clips that carry it,
+    FALSE_VARIABLE_COST for each it is said of wrongly; the jitter at the centre of the largest square
+    of such cells, then the middle of their HNR range at that jitter (a threshold far from both sides).
+    """
+    points = np.array([(measures[r["file"]].jitter_st, measures[r["file"]].hnr_db, r["voice"] == "croaky")
+                       for r in rows if r["file"] in measures], dtype=float)
+    points = points[~np.isnan(points[:, :2]).any(axis=1)]
+    jitter, hnr = np.arange(0.0, 1.5, 0.01), np.arange(0.0, 20.0, 0.1)
+    said = (points[None, None, :, 0] > jitter[:, None, None]) & (points[None, None, :, 1] < hnr[None, :, None])
+    score = (said & (points[:, 2] == 1)).sum(-1) - FALSE_VARIABLE_COST * (said & (points[:, 2] == 0)).sum(-1)
+    best = score == score.max()
+    distance = distance_transform_cdt(np.pad(best, 1), metric="chessboard")[1:-1, 1:-1]
+    i = int(np.unravel_index(np.argmax(distance), distance.shape)[0])
+    cols = np.nonzero(best[i])[0]
+    return round(float(jitter[i]), 2), round(float(hnr[cols[0]] + hnr[cols[-1]]) / 2, 1)
+
+
 def _tune_levels(attr, steady, level) -> tuple[float, float]:
     """(low, high) thresholds: the three versions of each base clip in order first, then the share right."""
     triple = corpus.ORDINAL_TRIPLES[attr]
@@ -392,8 +423,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = corpus.load()
     if args.tune:
         dev = [r for r in rows if r["split"] == "dev"]
-        tuned = tune(dev, measure_rows(dev))
+        dev_measures = measure_rows(dev)
+        tuned = tune(dev, dev_measures)
         print({k: v for k, v in tuned.to_dict().items() if k not in ("speakers", "version")})
+        print(dict(zip(("CROAKY_JITTER_ST", "CROAKY_HNR_DB"), tune_croaky(dev, dev_measures))))
         return
     held = [r for r in rows if r["split"] == "heldout"]
     if args.timing_only:
@@ -414,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     clean = [r for r in held if r["degradation"] == "clean" and r["variant"] != "voice"]
     print_reliability("held-out, clean and degraded, speaker unknown and known", *all_decisions(held, measures))
     print_fit(clean, measures, args.seeds)
-    print_voice_words(voice_rows(rows), measures)
+    print_voice_words(voice_rows(rows), measures, [r for r in held + sweep if r["variant"] != "voice"])
     if not args.no_timing:
         print_timing(held)
 

@@ -14,7 +14,8 @@ changes one property at a time with sox, the transforms whose direction is known
 
 Speakers are split into a `dev` part (rules and scores are tuned on it) and a `heldout` part (never
 tuned on: only reported). Voice words get their ground truth from espeak-ng's voice variants
-(+whisper, +croak) and from Praat flattening a real clip's intonation (monotonous), in `voice/`.
+(+whisper, +croak) and from Praat flattening a real clip's intonation (monotonous), in `voice/`; the
+espeak-ng voice clips of the dev part use other languages and texts than the reported ones.
 
 NOT used here, on purpose: asterisk-core-sounds-en* and asterisk-prompt-it-menardi*, kept for
 independent checks. The corpus is cached under ~/.cache/clesc/corpus-v<N>;
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 RATE = 16_000
 PEAK_DBFS = -3.0
 
@@ -109,6 +110,12 @@ VOICE_TEXTS = ("The train to the city leaves at nine in the morning.",
 # espeak-ng voice -> the voice word it carries (None: no voice word; a plain voice)
 VOICE_VARIANTS = {"en-us+whisper": "whispering", "en-us+whisperf": "whispering", "en-us+croak": "croaky",
                   "en-us+m3": None, "en-us+f2": None}
+DEV_VOICE_TEXTS = ("The weather will change by the end of the week.",
+                   "She said she would call back after lunch.",
+                   "Nobody knew where the old road used to go.")
+DEV_VOICE_LANGUAGES = ("en-gb", "de", "fr", "es", "pt", "nl", "pl", "sv")
+DEV_VOICE_VARIANTS = {"croak": "croaky", "m1": None}
+"""Voice-word clips of the dev part (tuned on): other espeak-ng languages and texts than the reported ones."""
 
 COLUMNS = ("file", "split", "speaker", "base", "variant", "degradation", "pace", "pitch", "volume", "voice",
            "source")
@@ -186,7 +193,7 @@ def _apt_download(packages: list[str], into: Path) -> None:
 
 
 def _sox(*args: str) -> None:
-    subprocess.run(["sox", "-q", "-V1", *args], check=True)
+    subprocess.run(["sox", "-R", "-q", "-V1", *args], check=True)  # -R: the same dither in every build
 
 
 def _duration(path: Path) -> float:
@@ -294,11 +301,15 @@ def _voice_rows(work: Path, bases: list[dict[str, str]]) -> list[dict[str, str]]
     for voice, word in VOICE_VARIANTS.items():
         for k, text in enumerate(VOICE_TEXTS):
             out = folder / f"espeak-{voice.replace('+', '_')}-{k}.wav"
-            with tempfile.TemporaryDirectory() as tmp:
-                raw = Path(tmp) / "raw.wav"
-                subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text], check=True)
-                _sox(str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out), "norm", str(PEAK_DBFS))
+            _espeak(voice, text, out)
             rows.append(_voice_row(out, work, "espeak-" + voice, word or "", "espeak-ng"))
+    for language in DEV_VOICE_LANGUAGES:
+        for variant, word in DEV_VOICE_VARIANTS.items():
+            voice = f"{language}+{variant}"
+            for k, text in enumerate(DEV_VOICE_TEXTS):
+                out = folder / f"dev-espeak-{language}_{variant}-{k}.wav"
+                _espeak(voice, text, out)
+                rows.append(_voice_row(out, work, "espeak-" + voice, word or "", "espeak-ng", split="dev"))
     for base in bases:
         flat = folder / f"{Path(base['file']).stem}-monotonous.wav"
         _flatten(work / base["file"], flat)
@@ -306,6 +317,13 @@ def _voice_rows(work: Path, bases: list[dict[str, str]]) -> list[dict[str, str]]
             rows.append(_voice_row(path, work, base["speaker"], word, base["source"], split=base["split"],
                                    base=base["base"]))
     return rows
+
+
+def _espeak(voice: str, text: str, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text], check=True)
+        _sox(str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out), "norm", str(PEAK_DBFS))
 
 
 ESPEAK_SWEEP = {"pace": ("-s", ("95", "170", "300")), "pitch": ("-p", ("5", "50", "99")),

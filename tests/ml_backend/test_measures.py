@@ -29,6 +29,7 @@ from ml_backend.labels import (
     model_version,
     pitch_level,
     speaker_references,
+    voice_words,
 )
 from ml_backend.measures import Measures, measure
 
@@ -234,6 +235,19 @@ def test_score_grows_away_from_a_threshold():
     on, near, far = (label(made(active_level_dbfs=v))["volume"][1]
                      for v in (c.volume_loud_above_dbfs, c.volume_loud_above_dbfs + 1, c.volume_loud_above_dbfs + 6))
     assert 0.0 < on < near < far <= 1.0
+
+
+def test_croaky_needs_an_irregular_and_a_noisy_voice():
+    """A fast, clear voice steps as far between pitch frames as a croaky one; only a low HNR as well says croaky."""
+    def croaky(**values):
+        return "croaky" in dict(voice_words(made(voiced_ratio=0.7, f0_range_st=6.0, **values)))
+    assert croaky(jitter_st=0.9, hnr_db=4.0)
+    assert not croaky(jitter_st=0.9, hnr_db=11.0)  # irregular but harmonic: real speech at 1.5x tempo
+    assert not croaky(jitter_st=0.3, hnr_db=4.0)  # noisy but regular
+    assert not croaky(jitter_st=math.nan, hnr_db=math.nan)
+    scores = [dict(voice_words(made(voiced_ratio=0.7, f0_range_st=6.0, jitter_st=j, hnr_db=4.0)))["croaky"]
+              for j in (0.8, 1.0, 1.3)]
+    assert scores == sorted(scores) and scores[0] < scores[-1]
 
 
 def test_unvoiced_clip_gets_no_pitch_label():
