@@ -327,8 +327,7 @@ def tune(rows, measures) -> Calibration:
         splice = [rule.change(measures[r["file"]]) for r in rows if r["variant"] == corpus.SPLICES[attr]
                   and r["file"] in measures]
         calm = [rule.change(measures[r["file"]]) for r in steady]
-        best = max(np.unique(np.round(calm + splice, 3)),
-                   key=lambda t: sum(s > t for s in splice) - FALSE_VARIABLE_COST * sum(s > t for s in calm))
+        best = _change_threshold(calm, splice)
         changes[rule.variable_field] = float(2 ** best if attr == "pace" else best)
         level = {r["file"]: rule.level(measures[r["file"]], c, None) for r in steady}
         changes.update(zip(rule.level_fields(False), _tune_levels(attr, steady, level)))
@@ -377,6 +376,20 @@ def tune_croaky(rows, measures) -> tuple[float, float]:
     i = int(np.unravel_index(np.argmax(distance), distance.shape)[0])
     cols = np.nonzero(best[i])[0]
     return round(float(jitter[i]), 2), round(float(hnr[cols[0]] + hnr[cols[-1]]) / 2, 1)
+
+
+def _change_threshold(calm: list[float], splice: list[float]) -> float:
+    """The "variable" threshold: a midpoint between two neighbouring changes measured on dev clips, where the
+    splices found less FALSE_VARIABLE_COST times the steady clips called variable is the highest; of those,
+    the one in the widest gap (the threshold as far from both sides as the clips allow). A threshold at a
+    measured value (the first rule) sat on the edge of the splices: the volume one at the lowest splice.
+    """
+    values = np.unique(np.round([v for v in calm + splice if not math.isnan(v)], 3))
+    mids, gaps = (values[:-1] + values[1:]) / 2, np.diff(values)
+    cal, spl = np.array(calm, dtype=float), np.array(splice, dtype=float)
+    score = np.array([(spl > t).sum() - FALSE_VARIABLE_COST * (cal > t).sum() for t in mids])
+    best = np.nonzero(score == score.max())[0]
+    return round(float(mids[best[np.argmax(gaps[best])]]), 3)
 
 
 def _tune_levels(attr, steady, level) -> tuple[float, float]:
