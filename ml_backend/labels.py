@@ -346,7 +346,7 @@ VOICE_RULES: tuple[VoiceRule, ...] = (
     # monotonous: a flat intonation (p10-p90 F0 range), natural speech spans 8-12 st
     VoiceRule("monotonous", lambda m: m.f0_range_st, True, 3.0, 1.0, (3.0, 1.0)),
     # croaky: a rough voice, both irregular (large frame-to-frame F0 steps) and noisy (a low HNR)
-    VoiceRule("croaky", lambda m: croaky_margin(m), False, 0.0, 1.0, (3.0, 1.0)),
+    VoiceRule("croaky", croaky_margin, False, 0.0, 1.0, (3.0, 1.0)),
 )
 
 

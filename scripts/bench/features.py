@@ -229,11 +229,9 @@ def voice_word_counts(rows, measures, min_score: float) -> dict[str, dict[str, i
     truth = [r for r in rows if r["file"] in measures]
     out = {}
     for word in sorted({r["voice"] for r in rows if r["voice"]}):
-        said = {r["file"] for r in truth
-                if any(w == word and s >= min_score for w, s in voice_words(measures[r["file"]]))}
         positives = [r for r in truth if r["voice"] == word]
-        out[word] = {"hits": sum(r["file"] in said for r in positives), "positives": len(positives),
-                     "false": sum(r["file"] in said for r in truth if r["voice"] != word),
+        out[word] = {"hits": said_of(positives, measures, word, min_score), "positives": len(positives),
+                     "false": said_of([r for r in truth if r["voice"] != word], measures, word, min_score),
                      "negatives": len(truth) - len(positives)}
     return out
 

@@ -9,9 +9,9 @@ whoever is outvoted on all three attributes): rejection precision and recall, th
 rejected, tasks sent to review against tasks that truly hold a bad annotation, categorical consensus accuracy
 (an undecided attribute counts as wrong) next to majority vote and crowd-kit's DawidSkene and MACE on the same
 labels, and emotion-family F1 of the consensus; over the seeds, the means and 95% Wilson intervals of the
-four targeted shares from the pooled counts (a few hundred bad tasks cannot tell 5.9% from 5%). Then the judge's speed, batch and per task, next to crowd-kit's
-DawidSkene, with where the batch's time goes and its core path (arrays to verdict arrays, no Python objects)
-against the 20,000 tasks/s per core aimed at. Figures only; nothing is asserted.
+four targeted shares from the pooled counts (a few hundred bad tasks cannot tell 5.9% from 5%). Then the
+judge's speed, batch and per task, next to crowd-kit's DawidSkene, with where the batch's time goes and
+its core path (arrays to verdict arrays, no Python objects) against the 20,000 tasks/s per core aimed at. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class Scores:
                 f"tasks / {self.bad_tasks} hold a bad one: {self.review_clean:.1%} of the queue clean, "
                 f"{self.bad_missing:.1%} of bad tasks missed  categorical {self.accuracy:.3f}  "
                 f"emotion-family F1 {self.family_f1:.3f}")
-
 
     def intervals(self) -> str:
         """95% Wilson intervals of precision, recall, queue clean and bad tasks missed, from `counts`."""
