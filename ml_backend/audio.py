@@ -3,9 +3,9 @@
 soundfile (libsndfile 1.2.2) reads WAV, FLAC, OGG (Vorbis, Opus) and MP3; PyAV (the FFmpeg inside
 its wheels) reads M4A/MP4 and raw ADTS AAC (VoxCeleb2 ships M4A). Whatever the source, the clip is
 refused BEFORE decoding when its decoded size (channels x rate x seconds, from the header) is over
-`max_samples` or its duration over `max_seconds`; then it is read block by block, each block mixed
-down to mono as it comes (memory stays at the size of the mono signal whatever the channel count),
-and resampled once to `rate` (8 kHz). Anything we cannot measure (empty, corrupt,
+`max_samples` or its duration over `max_seconds`; then soundfile reads it in one piece (never more
+than the declared frames: with the defaults at most 23 MB of float32) and PyAV frame by frame, it is
+mixed down to mono and resampled once to `rate` (8 kHz). Anything we cannot measure (empty, corrupt,
 silent, too long, too large) is an `AudioError` whose message says in words what is wrong, so the ML
 backend can log it and skip the task instead of crashing.
 """
@@ -31,7 +31,6 @@ DEFAULT_MAX_SECONDS = 60.0
 DEFAULT_MAX_SAMPLES = 48_000 * 2 * 60
 """Largest decoded size accepted, channels x frames (a minute of 48 kHz stereo)."""
 MAX_CHANNELS = 8
-BLOCK_FRAMES = 32_768
 SILENCE_PEAK = 10 ** (-70 / 20)
 """A clip whose loudest sample is below -70 dBFS is taken as silent (dither and hiss stay below this)."""
 
@@ -70,7 +69,7 @@ def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SEC
         with sf.SoundFile(source) as f:
             fmt = _accepted_format(f.format)
             _check_size(f.frames, f.samplerate, f.channels, max_seconds, max_samples)
-            mono = _read_blocks(f, rate, max_samples)
+            mono = _read_mono(f, rate)
             native, channels = int(f.samplerate), int(f.channels)
     except sf.LibsndfileError as e:
         raise AudioError(f"could not decode the audio: not a readable {FORMATS_IN_WORDS} file ({e})") from e
@@ -170,17 +169,13 @@ class _Resampler:
         return np.concatenate(self.out) if self.out else np.zeros(0, dtype=np.float32)
 
 
-def _read_blocks(f: sf.SoundFile, rate: int, max_samples: int) -> np.ndarray:
-    """The file read block by block, each block mixed down as it comes, then resampled once
-    (scipy's polyphase filter: a third of the time of FFmpeg's resampler fed block by block)."""
-    blocks = []
-    read = 0
-    for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
-        read += block.size
-        if read > max_samples:  # a header that under-declared its length
-            raise AudioError(f"the audio is too large to decode: more than {max_samples:,} samples")
-        blocks.append(block.mean(axis=1, dtype=np.float32))
-    mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+def _read_mono(f: sf.SoundFile, rate: int) -> np.ndarray:
+    """The file in one read, mixed down, then resampled once (scipy's polyphase filter: a third of the
+    time of FFmpeg's resampler fed block by block). One read never takes more than the frames the header
+    declares, which `_check_size` has bounded; reading block by block made libsndfile's MP3 decoder seek
+    back to where each block ended and log "part2_3_length too large" errors on stderr (same samples)."""
+    data = f.read(dtype="float32", always_2d=True)
+    mono = data.mean(axis=1, dtype=np.float32)
     return resample(mono, int(f.samplerate), rate)
 
 
