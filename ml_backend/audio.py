@@ -31,6 +31,9 @@ DEFAULT_MAX_SECONDS = 60.0
 DEFAULT_MAX_SAMPLES = 48_000 * 2 * 60
 """Largest decoded size accepted, channels x frames (a minute of 48 kHz stereo)."""
 MAX_CHANNELS = 8
+MIN_DECODED_SHARE = 0.9
+"""A file that decodes to less than this share of the frames its header declares is cut short or corrupt
+(every clip of the corpus and every test file decodes all of them): refused, not measured on a part."""
 SILENCE_PEAK = 10 ** (-70 / 20)
 """A clip whose loudest sample is below -70 dBFS is taken as silent (dither and hiss stay below this)."""
 
@@ -173,8 +176,12 @@ def _read_mono(f: sf.SoundFile, rate: int) -> np.ndarray:
     """The file in one read, mixed down, then resampled once (scipy's polyphase filter: a third of the
     time of FFmpeg's resampler fed block by block). One read never takes more than the frames the header
     declares, which `_check_size` has bounded; reading block by block made libsndfile's MP3 decoder seek
-    back to where each block ended and log "part2_3_length too large" errors on stderr (same samples)."""
+    back to where each block ended and log "part2_3_length too large" errors on stderr (same samples),
+    and a truncated MP3 came out at its declared length, the missing part filled with a reused buffer."""
     data = f.read(dtype="float32", always_2d=True)
+    if len(data) < MIN_DECODED_SHARE * f.frames:
+        raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({len(data) / f.samplerate:.2f} s "
+                         f"decoded of the {f.frames / f.samplerate:.2f} s its header declares)")
     mono = data.mean(axis=1, dtype=np.float32)
     return resample(mono, int(f.samplerate), rate)
 

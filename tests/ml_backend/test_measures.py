@@ -73,6 +73,16 @@ def labels_of(x: np.ndarray) -> dict[str, str]:
 
 # --- decode and AudioError ---------------------------------------------------------------------
 
+def _cut(data: bytes, share: float) -> bytes:
+    return data[:int(len(data) * share)]
+
+
+def _garble(data: bytes) -> bytes:
+    """500 random bytes in the middle of the file."""
+    middle = len(data) // 2
+    return data[:middle] + np.random.default_rng(0).bytes(500) + data[middle + 500:]
+
+
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
 def test_decode_reads_the_four_formats_from_bytes(fmt):
     clip = decode(wav_bytes(voice(seconds=1.0), fmt=fmt))
@@ -105,6 +115,9 @@ def test_decode_mixes_stereo_to_mono_and_reads_paths(tmp_path):
     (b"", "empty"),
     (np.random.default_rng(1).bytes(4096), "could not decode"),
     (wav_bytes(voice(seconds=1.0))[:30], "could not decode"),  # a WAV cut inside its header
+    (_cut(wav_bytes(voice(seconds=4.0), fmt="MP3"), 0.5), r"cut short \(1.8\d s decoded of the 4.00 s"),
+    (_cut(wav_bytes(voice(seconds=4.0), fmt="MP3"), 0.05), "corrupt or cut short"),
+    (_garble(wav_bytes(voice(seconds=4.0), fmt="OGG")), "corrupt or cut short"),
     (wav_bytes(np.zeros(0, dtype=np.float32)), "no samples"),
     (wav_bytes(np.zeros(SR, dtype=np.float32)), "silent"),
     (wav_bytes(voice(seconds=1.0), fmt="AIFF"), "unsupported audio format AIFF"),
