@@ -4,8 +4,9 @@ soundfile (libsndfile 1.2.2) reads WAV, FLAC, OGG (Vorbis, Opus) and MP3; PyAV (
 its wheels) reads M4A/MP4 and raw ADTS AAC (VoxCeleb2 ships M4A). Whatever the source, the clip is
 refused BEFORE decoding when its decoded size (channels x rate x seconds, from the header) is over
 `max_samples` or its duration over `max_seconds`; then soundfile reads it in one piece (never more
-than the declared frames: with the defaults at most 23 MB of float32) and PyAV frame by frame, it is
-mixed down to mono and resampled once to `rate` (8 kHz). Anything we cannot measure (empty, corrupt,
+than the declared frames: with the defaults at most 23 MB of float32) and PyAV frame by frame; either
+way it is mixed down to mono (the mean of the channels) and resampled once to `rate` (8 kHz) by the
+same polyphase filter. Anything we cannot measure (empty, corrupt,
 silent, too long, too large) is an `AudioError` whose message says in words what is wrong, so the ML
 backend can log it and skip the task instead of crashing.
 """
@@ -137,41 +138,6 @@ def _check_size(frames: int, rate: int, channels: int, max_seconds: float, max_s
                          f"{frames * channels:,} samples, the limit is {max_samples:,}")
 
 
-class _Resampler:
-    """Mono float32 blocks in, mono float32 at the target rate out, streaming (FFmpeg's swresample via PyAV)."""
-
-    def __init__(self, source_rate: int, target_rate: int, frames_from_av: bool = False):
-        self.same = source_rate == target_rate and not frames_from_av
-        self.source_rate = source_rate
-        if not self.same:
-            import av
-
-            self._av = av
-            self.resampler = av.AudioResampler(format="flt", layout="mono", rate=target_rate)
-        self.out: list[np.ndarray] = []
-
-    def push(self, block: np.ndarray) -> None:
-        if self.same:
-            self.out.append(block.astype(np.float32, copy=True))
-            return
-        frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(block, dtype=np.float32)[None, :],
-                                                 format="flt", layout="mono")
-        frame.sample_rate = self.source_rate
-        self._collect(self.resampler.resample(frame))
-
-    def push_frame(self, frame) -> None:
-        self._collect(self.resampler.resample(frame))
-
-    def _collect(self, frames) -> None:
-        for f in frames:
-            self.out.append(f.to_ndarray().reshape(-1).astype(np.float32, copy=False))
-
-    def finish(self) -> np.ndarray:
-        if not self.same:
-            self._collect(self.resampler.resample(None))
-        return np.concatenate(self.out) if self.out else np.zeros(0, dtype=np.float32)
-
-
 def _read_mono(f: sf.SoundFile, rate: int) -> np.ndarray:
     """The file in one read, mixed down, then resampled once (scipy's polyphase filter: a third of the
     time of FFmpeg's resampler fed block by block). One read never takes more than the frames the header
@@ -249,18 +215,23 @@ def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):
             raise AudioError("could not decode the audio: the stream declares no channels or rate")
         if duration is not None:
             _check_size(max(1, int(duration * native)), native, channels, max_seconds, max_samples)
-        resampler = _Resampler(native, rate, frames_from_av=True)
-        decoded = 0
+        # planar float32 at the stream's own layout and rate: a format conversion only. Mixing down or
+        # resampling here would be swresample's: its stereo -> mono sums at -3 dB each (+3 dB on a
+        # two-channel clip against the same clip in WAV); ours is the mean, then the one polyphase filter
+        planar = av.AudioResampler(format="fltp")
+        blocks, decoded = [], 0
         try:
             for frame in container.decode(stream):
                 decoded += frame.samples * channels
                 if decoded > max_samples:
                     raise AudioError(f"the audio is too large to decode: more than {max_samples:,} samples")
-                resampler.push_frame(frame)
+                blocks += [f.to_ndarray().mean(axis=0, dtype=np.float32) for f in planar.resample(frame)]
+            blocks += [f.to_ndarray().mean(axis=0, dtype=np.float32) for f in planar.resample(None)]
         except av.FFmpegError as e:
             raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({e})") from e
         fmt = "M4A" if container.format.name.startswith("mov") else "AAC"
-    return resampler.finish(), rate, fmt, native, channels, max_seconds
+    mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return resample(mono, native, rate), rate, fmt, native, channels, max_seconds
 
 
 def _check_signal(mono: np.ndarray) -> None:

@@ -100,6 +100,51 @@ def test_decoding_an_mp3_writes_nothing_on_stderr(rate, capfd):
     assert capfd.readouterr().err == ""
 
 
+def aac_bytes(x: np.ndarray, container: str, channels: int = 1) -> bytes:
+    """`x` encoded by the FFmpeg in PyAV's wheels (its AAC encoder), in an M4A ("mp4") or as raw ADTS ("adts")."""
+    import tempfile
+
+    import av
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ("clip.m4a" if container == "mp4" else "clip.aac")
+        with av.open(str(path), mode="w", format=container) as out:
+            stream = out.add_stream("aac", rate=SR, layout="mono" if channels == 1 else "stereo")
+            frame = av.AudioFrame.from_ndarray(np.tile(x[None, :], (channels, 1)).astype(np.float32), format="fltp",
+                                               layout=stream.layout.name)
+            frame.sample_rate = SR
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                out.mux(packet)
+        return path.read_bytes()
+
+
+@pytest.mark.parametrize("container, fmt", [("mp4", "M4A"), ("adts", "AAC")])
+def test_decode_reads_m4a_and_adts_aac_from_bytes_and_paths(container, fmt, tmp_path):
+    x = voice(seconds=2.0)
+    data = aac_bytes(x, container, channels=2)
+    clip = decode(data)
+    assert (clip.format, clip.source_channels, clip.source_rate, clip.sample_rate) == (fmt, 2, SR, ANALYSIS_RATE)
+    assert clip.duration_s == pytest.approx(2.0, abs=0.15)  # AAC adds its encoder delay and pads its last frame
+    wav = decode(wav_bytes(x))
+    assert float(np.sqrt(np.mean(clip.samples ** 2))) == pytest.approx(float(np.sqrt(np.mean(wav.samples ** 2))), rel=0.1)
+    path = tmp_path / f"clip.{fmt.lower()}"
+    path.write_bytes(data)
+    assert np.array_equal(decode(path).samples, clip.samples)
+
+
+@pytest.mark.parametrize("container", ["mp4", "adts"])
+def test_m4a_and_aac_get_the_same_caps_and_errors(container):
+    data = aac_bytes(voice(seconds=3.0), container)
+    with pytest.raises(AudioError, match="too long"):
+        decode(data, max_seconds=2)
+    with pytest.raises(AudioError, match="too large to decode"):
+        decode(data, max_samples=SR)
+    with pytest.raises(AudioError, match="could not decode the audio"):
+        decode(data[:len(data) // 2])
+    with pytest.raises(AudioError, match="silent"):
+        decode(aac_bytes(np.zeros(SR, dtype=np.float32), container))
+
+
 def test_decode_mixes_stereo_to_mono_and_reads_paths(tmp_path):
     left = voice(seconds=1.0)
     path = tmp_path / "stereo.wav"
