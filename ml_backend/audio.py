@@ -32,6 +32,12 @@ DEFAULT_MAX_SECONDS = 60.0
 DEFAULT_MAX_SAMPLES = 48_000 * 2 * 60
 """Largest decoded size accepted, channels x frames (a minute of 48 kHz stereo)."""
 MAX_CHANNELS = 8
+MIN_RATE, MAX_RATE = 4_000, 384_000
+"""Sample rates accepted (telephone speech to studio masters); a header outside them is not speech audio."""
+MAX_RATIO_TERM = 1_000
+"""The largest up or down factor of the polyphase resampler: an odd rate (44,101 Hz) resamples through the
+nearest ratio within this (rate off by under 1e-5), not a filter of 20 x 44,101 taps (seconds, and GBs
+for a rate of millions)."""
 MIN_DECODED_SHARE = 0.9
 """A file that decodes to less than this share of the frames its header declares is cut short or corrupt
 (every clip of the corpus and every test file decodes all of them): refused, not measured on a part."""
@@ -126,8 +132,8 @@ def _accepted_format(container: str) -> str:
 def _check_size(frames: int, rate: int, channels: int, max_seconds: float, max_samples: int | None) -> None:
     if frames <= 0:
         raise AudioError("the audio has no samples (zero length)")
-    if rate <= 0:
-        raise AudioError(f"the audio declares an impossible sample rate ({rate} Hz)")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"the audio declares a sample rate of {rate:,} Hz: {MIN_RATE:,} to {MAX_RATE:,} Hz are accepted")
     seconds = frames / rate
     if seconds > max_seconds:
         raise AudioError(f"the audio is too long: {seconds:.1f} s, the limit is {max_seconds:g} s")
@@ -144,7 +150,7 @@ def _read_mono(f: sf.SoundFile, rate: int) -> np.ndarray:
     declares, which `_check_size` has bounded; reading block by block made libsndfile's MP3 decoder seek
     back to where each block ended and log "part2_3_length too large" errors on stderr (same samples),
     and a truncated MP3 came out at its declared length, the missing part filled with a reused buffer."""
-    data = f.read(dtype="float32", always_2d=True)
+    data = f.read(f.frames, dtype="float32", always_2d=True)  # frames given: GSM 6.10 / G.721 WAVs are not seekable
     if len(data) < MIN_DECODED_SHARE * f.frames:
         raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({len(data) / f.samplerate:.2f} s "
                          f"decoded of the {f.frames / f.samplerate:.2f} s its header declares)")
@@ -156,12 +162,14 @@ def resample(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
     """`mono` from `source_rate` to `rate` (polyphase, anti-aliased), float32."""
     if source_rate == rate or len(mono) == 0:
         return mono.astype(np.float32, copy=False)
-    from math import gcd
+    from fractions import Fraction
 
     from scipy.signal import resample_poly
 
-    g = gcd(source_rate, rate)
-    up, down = rate // g, source_rate // g
+    ratio = Fraction(rate, source_rate)
+    if max(ratio.numerator, ratio.denominator) > MAX_RATIO_TERM:
+        ratio = ratio.limit_denominator(MAX_RATIO_TERM)
+    up, down = ratio.numerator, ratio.denominator
     taps = _resampling_filter(up, down, mono.dtype.str)
     if (up, down) == (1, 2):
         return _halve(mono, taps)
@@ -215,23 +223,29 @@ def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):
             raise AudioError("could not decode the audio: the stream declares no channels or rate")
         if duration is not None:
             _check_size(max(1, int(duration * native)), native, channels, max_seconds, max_samples)
-        # planar float32 at the stream's own layout and rate: a format conversion only. Mixing down or
+        # packed float32 at the stream's own layout and rate: a format conversion only. Mixing down or
         # resampling here would be swresample's: its stereo -> mono sums at -3 dB each (+3 dB on a
-        # two-channel clip against the same clip in WAV); ours is the mean, then the one polyphase filter
-        planar = av.AudioResampler(format="fltp")
+        # two-channel clip against the same clip in WAV); ours is the mean, then the one polyphase filter.
+        # Packed, not planar: PyAV's to_ndarray of an 8-plane frame (7.1) crashes the process.
+        packed = av.AudioResampler(format="flt")
         blocks, decoded = [], 0
         try:
             for frame in container.decode(stream):
                 decoded += frame.samples * channels
                 if decoded > max_samples:
                     raise AudioError(f"the audio is too large to decode: more than {max_samples:,} samples")
-                blocks += [f.to_ndarray().mean(axis=0, dtype=np.float32) for f in planar.resample(frame)]
-            blocks += [f.to_ndarray().mean(axis=0, dtype=np.float32) for f in planar.resample(None)]
+                blocks += [_mixed_down(f, channels) for f in packed.resample(frame)]
+            blocks += [_mixed_down(f, channels) for f in packed.resample(None)]
         except av.FFmpegError as e:
             raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({e})") from e
         fmt = "M4A" if container.format.name.startswith("mov") else "AAC"
     mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
     return resample(mono, native, rate), rate, fmt, native, channels, max_seconds
+
+
+def _mixed_down(frame, channels: int) -> np.ndarray:
+    """A packed float32 PyAV frame (interleaved channels) as the mean of its channels."""
+    return frame.to_ndarray().reshape(-1, channels).mean(axis=1, dtype=np.float32)
 
 
 def _check_signal(mono: np.ndarray) -> None:

@@ -57,9 +57,9 @@ def voice(seconds: float = 4.0, f0: float = 120.0, f0_end: float | None = None, 
     return x.astype(np.float32)
 
 
-def wav_bytes(x: np.ndarray, rate: int = SR, fmt: str = "WAV") -> bytes:
+def wav_bytes(x: np.ndarray, rate: int = SR, fmt: str = "WAV", subtype: str | None = None) -> bytes:
     buf = io.BytesIO()
-    sf.write(buf, x, rate, format=fmt)
+    sf.write(buf, x, rate, format=fmt, subtype=subtype)
     return buf.getvalue()
 
 
@@ -109,8 +109,9 @@ def aac_bytes(x: np.ndarray, container: str, channels: int = 1) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ("clip.m4a" if container == "mp4" else "clip.aac")
         with av.open(str(path), mode="w", format=container) as out:
-            stream = out.add_stream("aac", rate=SR, layout="mono" if channels == 1 else "stereo")
-            frame = av.AudioFrame.from_ndarray(np.tile(x[None, :], (channels, 1)).astype(np.float32), format="fltp",
+            stream = out.add_stream("aac", rate=SR, layout={1: "mono", 2: "stereo", 8: "7.1"}[channels])
+            # packed: PyAV's from_ndarray of 8 planes fails
+            frame = av.AudioFrame.from_ndarray(np.repeat(x, channels)[None, :].astype(np.float32), format="flt",
                                                layout=stream.layout.name)
             frame.sample_rate = SR
             for packet in [*stream.encode(frame), *stream.encode(None)]:
@@ -130,6 +131,15 @@ def test_decode_reads_m4a_and_adts_aac_from_bytes_and_paths(container, fmt, tmp_
     path = tmp_path / f"clip.{fmt.lower()}"
     path.write_bytes(data)
     assert np.array_equal(decode(path).samples, clip.samples)
+
+
+def test_an_eight_channel_m4a_is_mixed_down():
+    # read planar, PyAV's to_ndarray of an 8-plane frame crashed the process
+    x = voice(seconds=1.0)
+    clip = decode(aac_bytes(x, "mp4", channels=8))
+    assert clip.source_channels == 8 and clip.duration_s == pytest.approx(1.0, abs=0.15)
+    # the mean of the channels; the encoder low-passes the LFE channel to 120 Hz, so about 7/8 of the level
+    assert float(np.sqrt(np.mean(clip.samples ** 2))) == pytest.approx(float(np.sqrt(np.mean(x ** 2))), rel=0.2)
 
 
 @pytest.mark.parametrize("container", ["mp4", "adts"])
@@ -171,6 +181,32 @@ def test_decode_mixes_stereo_to_mono_and_reads_paths(tmp_path):
 def test_unusable_audio_is_an_audio_error_that_says_why(data, words):
     with pytest.raises(AudioError, match=words):
         decode(data)
+
+
+def _with_rate(data: bytes, rate: int) -> bytes:
+    """A WAV whose header says `rate` (and the matching byte rate), the same samples."""
+    out = bytearray(data)
+    out[24:28], out[28:32] = rate.to_bytes(4, "little"), (2 * rate).to_bytes(4, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("rate", [2, 100, 9_999_991])
+def test_a_header_with_an_implausible_rate_is_refused_before_decoding(rate):
+    # 9,999,991 Hz made the resampler design a filter of 200 million taps (minutes, 7.7 GB)
+    with pytest.raises(AudioError, match=f"sample rate of {rate:,} Hz: 4,000 to 384,000 Hz are accepted"):
+        decode(_with_rate(wav_bytes(voice(seconds=0.5)), rate))
+
+
+def test_an_odd_rate_resamples_through_the_nearest_ratio():
+    x = voice(seconds=2.0)
+    clip = decode(_with_rate(wav_bytes(x), 16_001))  # gcd 1 with 8000: up 8000, down 16001 without the cap
+    assert clip.duration_s == pytest.approx(len(x) / 16_001, abs=1e-3)
+    assert float(np.sqrt(np.mean(clip.samples ** 2))) == pytest.approx(float(np.sqrt(np.mean(x ** 2))), rel=0.05)
+
+
+def test_a_gsm_wav_is_read_though_it_is_not_seekable():
+    clip = decode(wav_bytes(voice(seconds=2.0, f0=120.0)[::2], rate=8000, fmt="WAV", subtype="GSM610"))
+    assert clip.source_rate == 8000 and clip.duration_s == pytest.approx(2.0, abs=0.05)
 
 
 def test_max_seconds_is_a_parameter():
