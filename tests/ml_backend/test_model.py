@@ -214,7 +214,8 @@ def test_every_route_needs_the_basic_auth_credentials(tmp_path):
 
 
 def test_a_huge_decoded_size_is_refused_before_decoding():
-    """8 channels x 655 kHz x 59 s is refused from the header alone (the red team's 413 KB FLAC)."""
+    """8 channels x 384 kHz (the highest rate accepted) x 2 s is refused from the header alone (the red team's
+    FLAC was 8 x 655 kHz, a rate now refused by itself)."""
     import io
 
     import numpy as np
@@ -223,8 +224,8 @@ def test_a_huge_decoded_size_is_refused_before_decoding():
     from ml_backend.audio import AudioError, decode
 
     buf = io.BytesIO()
-    with sf.SoundFile(buf, "w", samplerate=655_350, channels=8, format="FLAC") as f:
-        f.write(np.zeros((2 * 655_350, 8), dtype=np.float32))  # 2 s: 10.5 M samples
+    with sf.SoundFile(buf, "w", samplerate=384_000, channels=8, format="FLAC") as f:
+        f.write(np.zeros((2 * 384_000, 8), dtype=np.float32))  # 2 s: 6.1 M samples
     data = bytearray(buf.getvalue())
     with pytest.raises(AudioError, match="too large to decode"):
         decode(bytes(data), max_seconds=3600)
