@@ -35,9 +35,10 @@ MAX_CHANNELS = 8
 MIN_RATE, MAX_RATE = 4_000, 384_000
 """Sample rates accepted (telephone speech to studio masters); a header outside them is not speech audio."""
 MAX_RATIO_TERM = 1_000
-"""The largest up or down factor of the polyphase resampler: an odd rate (44,101 Hz) resamples through the
-nearest ratio within this (rate off by under 1e-5), not a filter of 20 x 44,101 taps (seconds, and GBs
-for a rate of millions)."""
+"""The largest down factor of the polyphase resampler: an odd rate (44,101 Hz) resamples through the nearest
+ratio within this (rate off by under 1e-5), not a filter of 20 x 44,101 taps (seconds, and GBs for a rate
+of millions)."""
+CUT_SHORT = "could not decode the audio: the file is corrupt or cut short"
 MIN_DECODED_SHARE = 0.9
 """A file that decodes to less than this share of the frames its header declares is cut short or corrupt
 (every clip of the corpus and every test file decodes all of them): refused, not measured on a part."""
@@ -74,21 +75,24 @@ def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SEC
     """
     source = _source(data)
     if _is_mp4_or_aac(source):
-        return _finish(*_decode_with_av(source, max_seconds, max_samples, rate))
+        return _finish(*_decode_with_av(source, max_seconds, max_samples), rate, max_seconds)
     try:
         with sf.SoundFile(source) as f:
             fmt = _accepted_format(f.format)
             _check_size(f.frames, f.samplerate, f.channels, max_seconds, max_samples)
-            mono = _read_mono(f, rate)
+            mono = _read_mono(f)
             native, channels = int(f.samplerate), int(f.channels)
     except sf.LibsndfileError as e:
         raise AudioError(f"could not decode the audio: not a readable {FORMATS_IN_WORDS} file ({e})") from e
     except (RuntimeError, EOFError, OSError) as e:  # libsndfile reports some corrupt streams this way
-        raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({e})") from e
-    return _finish(mono, rate, fmt, native, channels, max_seconds)
+        raise AudioError(f"{CUT_SHORT} ({e})") from e
+    return _finish(mono, fmt, native, channels, rate, max_seconds)
 
 
-def _finish(mono: np.ndarray, rate: int, fmt: str, native: int, channels: int, max_seconds: float) -> DecodedAudio:
+def _finish(native_mono: np.ndarray, fmt: str, native: int, channels: int, rate: int,
+            max_seconds: float) -> DecodedAudio:
+    """Either decoder's mono signal at its own rate, resampled once to `rate` and checked."""
+    mono = resample(native_mono, native, rate)
     if len(mono) == 0:
         raise AudioError("the audio has no samples (zero length)")
     _check_size(len(mono), rate, 1, max_seconds, None)
@@ -144,18 +148,15 @@ def _check_size(frames: int, rate: int, channels: int, max_seconds: float, max_s
                          f"{frames * channels:,} samples, the limit is {max_samples:,}")
 
 
-def _read_mono(f: sf.SoundFile, rate: int) -> np.ndarray:
-    """The file in one read, mixed down, then resampled once (scipy's polyphase filter: a third of the
-    time of FFmpeg's resampler fed block by block). One read never takes more than the frames the header
-    declares, which `_check_size` has bounded; reading block by block made libsndfile's MP3 decoder seek
-    back to where each block ended and log "part2_3_length too large" errors on stderr (same samples),
-    and a truncated MP3 came out at its declared length, the missing part filled with a reused buffer."""
+def _read_mono(f: sf.SoundFile) -> np.ndarray:
+    """The file in one read (at most the declared frames, which `_check_size` has bounded), mixed down.
+    One read, not blocks: block by block, libsndfile's MP3 decoder logged errors on stderr at every block
+    and a truncated MP3 came out at its declared length, the missing part filled from a reused buffer."""
     data = f.read(f.frames, dtype="float32", always_2d=True)  # frames given: GSM 6.10 / G.721 WAVs are not seekable
     if len(data) < MIN_DECODED_SHARE * f.frames:
-        raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({len(data) / f.samplerate:.2f} s "
-                         f"decoded of the {f.frames / f.samplerate:.2f} s its header declares)")
-    mono = data.mean(axis=1, dtype=np.float32)
-    return resample(mono, int(f.samplerate), rate)
+        raise AudioError(f"{CUT_SHORT} ({len(data) / f.samplerate:.2f} s decoded of the "
+                         f"{f.frames / f.samplerate:.2f} s its header declares)")
+    return data.mean(axis=1, dtype=np.float32)
 
 
 def resample(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
@@ -204,8 +205,8 @@ def _resampling_filter(up: int, down: int, dtype: str) -> np.ndarray:
     return taps
 
 
-def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):
-    """M4A/MP4 or ADTS AAC through PyAV: the header checked first, then decoded, mixed down, resampled."""
+def _decode_with_av(source, max_seconds: float, max_samples: int):
+    """M4A/MP4 or ADTS AAC through PyAV: the header checked first, then decoded and mixed down."""
     import av
 
     try:
@@ -223,10 +224,8 @@ def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):
             raise AudioError("could not decode the audio: the stream declares no channels or rate")
         if duration is not None:
             _check_size(max(1, int(duration * native)), native, channels, max_seconds, max_samples)
-        # packed float32 at the stream's own layout and rate: a format conversion only. Mixing down or
-        # resampling here would be swresample's: its stereo -> mono sums at -3 dB each (+3 dB on a
-        # two-channel clip against the same clip in WAV); ours is the mean, then the one polyphase filter.
-        # Packed, not planar: PyAV's to_ndarray of an 8-plane frame (7.1) crashes the process.
+        # a format conversion only: swresample's downmix sums stereo at -3 dB each (+3 dB against the same
+        # clip in WAV); packed, as PyAV's to_ndarray of an 8-plane frame (7.1) crashes the process
         packed = av.AudioResampler(format="flt")
         blocks, decoded = [], 0
         try:
@@ -237,10 +236,9 @@ def _decode_with_av(source, max_seconds: float, max_samples: int, rate: int):
                 blocks += [_mixed_down(f, channels) for f in packed.resample(frame)]
             blocks += [_mixed_down(f, channels) for f in packed.resample(None)]
         except av.FFmpegError as e:
-            raise AudioError(f"could not decode the audio: the file is corrupt or cut short ({e})") from e
+            raise AudioError(f"{CUT_SHORT} ({e})") from e
         fmt = "M4A" if container.format.name.startswith("mov") else "AAC"
-    mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
-    return resample(mono, native, rate), rate, fmt, native, channels, max_seconds
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32), fmt, native, channels
 
 
 def _mixed_down(frame, channels: int) -> np.ndarray:
