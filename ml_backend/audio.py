@@ -1,7 +1,8 @@
 """Decoding a speech clip into one mono float32 signal at the analysis rate, with clear errors for audio we cannot use.
 
 soundfile (libsndfile 1.2.2) reads WAV, FLAC, OGG (Vorbis, Opus) and MP3; PyAV (the FFmpeg inside
-its wheels) reads M4A/MP4 and raw ADTS AAC (VoxCeleb2 ships M4A). Whatever the source, the clip is
+its wheels) reads M4A/MP4, raw ADTS AAC (VoxCeleb2 ships M4A) and the VBR MP3s whose length libsndfile
+can only guess (no Xing/Info/VBRI header: `_needs_av`). Whatever the source, the clip is
 refused BEFORE decoding when its decoded size (channels x rate x seconds, from the header) is over
 `max_samples` or its duration over `max_seconds`; then soundfile reads it in one piece (never more
 than the declared frames: with the defaults at most 23 MB of float32) and PyAV frame by frame; either
@@ -74,8 +75,9 @@ def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SEC
     over `max_samples`, and one that is silent.
     """
     source = _source(data)
-    if _is_mp4_or_aac(source):
-        return _finish(*_decode_with_av(source, max_seconds, max_samples), rate, max_seconds)
+    av_format = _needs_av(source)
+    if av_format:
+        return _finish(*_decode_with_av(source, av_format, max_seconds, max_samples), rate, max_seconds)
     try:
         with sf.SoundFile(source) as f:
             fmt = _accepted_format(f.format)
@@ -114,17 +116,68 @@ def _source(data: bytes | str | os.PathLike):
     return path
 
 
-def _head(source) -> bytes:
+def _head(source, size: int = 12, skip: int = 0) -> bytes:
     if isinstance(source, io.BytesIO):
-        return source.getvalue()[:12]
+        return source.getvalue()[skip:skip + size]
     with open(source, "rb") as f:
-        return f.read(12)
+        f.seek(skip)
+        return f.read(size)
 
 
-def _is_mp4_or_aac(source) -> bool:
-    """An ISO-BMFF file (M4A/MP4: 'ftyp' at byte 4) or a raw ADTS AAC stream (sync word 0xFFF)."""
+MP3_LENGTH_TAGS = (b"Xing", b"Info", b"VBRI")
+"""The first-frame headers that tell an MP3's length (LAME's and FFmpeg's Xing/Info, Fraunhofer's VBRI)."""
+MP3_SCAN_BYTES = 4 * 2 ** 20
+"""How much of an MP3 without such a header `_needs_av` walks frame by frame (a minute at 320 kbit/s is 2.4 MB)."""
+_MP3_KBPS = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),   # MPEG-1 layer III
+             2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}       # MPEG-2 and 2.5
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # by version bits
+
+
+def _needs_av(source) -> str | None:
+    """The FFmpeg format PyAV decodes `source` in, or None for soundfile: "mp4" for an ISO-BMFF file (M4A/MP4:
+    'ftyp' at byte 4), "aac" for a raw ADTS stream (sync word 0xFFF, layer 0), "mp3" for a VBR MP3 (a layer
+    III frame at byte 0 or right after an ID3v2 tag, frames of more than one bitrate) whose first frame
+    carries no Xing, Info or VBRI header. Without one, libsndfile takes the length from the first frame's
+    bitrate, which is right for a constant bitrate (sox writes such files) and wrong for a variable one:
+    one starting with a quiet, low-bitrate frame was refused as cut short (6 s decoded of 32 "declared"),
+    one starting loud was cut to a quarter of its length without a word. PyAV decodes every frame."""
     head = _head(source)
-    return head[4:8] == b"ftyp" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0)
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "aac"
+    skip = 0
+    if head[:3] == b"ID3" and len(head) >= 10:  # ID3v2: a 10-byte header, a syncsafe size, maybe a footer
+        skip = 10 + (head[6] << 21 | head[7] << 14 | head[8] << 7 | head[9]) + (10 if head[5] & 0x10 else 0)
+    first = _head(source, 48, skip)
+    if _mp3_frame(first) is None or any(tag in first for tag in MP3_LENGTH_TAGS):
+        return None
+    return "mp3" if _mp3_bitrate_varies(_head(source, MP3_SCAN_BYTES, skip)) else None
+
+
+def _mp3_frame(data: bytes, at: int = 0) -> tuple[int, int] | None:
+    """(bitrate index, frame length in bytes) of the MPEG-1/2/2.5 layer III frame header at `data[at]`, or None."""
+    if len(data) < at + 4 or data[at] != 0xFF:
+        return None
+    b1, b2 = data[at + 1], data[at + 2]
+    version, index, rate_index = (b1 >> 3) & 3, b2 >> 4, (b2 >> 2) & 3
+    if b1 & 0xE0 != 0xE0 or version == 1 or b1 & 0x06 != 0x02 or not 0 < index < 15 or rate_index == 3:
+        return None
+    per_frame = 144 if version == 3 else 72  # bytes per (bit/s / Hz): 1152 or 576 samples a frame
+    kbps = _MP3_KBPS[1 if version == 3 else 2][index]
+    return index, per_frame * kbps * 1000 // _MP3_RATES[version][rate_index] + ((b2 >> 1) & 1)
+
+
+def _mp3_bitrate_varies(data: bytes) -> bool:
+    """Do the frames of `data` (an MP3 from its first frame) come at more than one bitrate? The walk stops at
+    the first byte that is not a frame header (an ID3v1 tag, junk) and decides from the frames before it."""
+    at, seen = 0, set()
+    while (frame := _mp3_frame(data, at)) is not None:
+        seen.add(frame[0])
+        if len(seen) > 1:
+            return True
+        at += frame[1]
+    return False
 
 
 def _accepted_format(container: str) -> str:
@@ -205,12 +258,13 @@ def _resampling_filter(up: int, down: int, dtype: str) -> np.ndarray:
     return taps
 
 
-def _decode_with_av(source, max_seconds: float, max_samples: int):
-    """M4A/MP4 or ADTS AAC through PyAV: the header checked first, then decoded and mixed down."""
+def _decode_with_av(source, av_format: str, max_seconds: float, max_samples: int):
+    """M4A/MP4, ADTS AAC or an MP3 of unknown length through PyAV: the header checked first (but an MP3's
+    length, which is not in it), then decoded, capped as it goes, and mixed down."""
     import av
 
     try:
-        container = av.open(source, mode="r", format=None if _head(source)[4:8] == b"ftyp" else "aac")
+        container = av.open(source, mode="r", format=None if av_format == "mp4" else av_format)
     except (av.FFmpegError, OSError, ValueError) as e:
         raise AudioError(f"could not decode the audio: not a readable {FORMATS_IN_WORDS} file ({e})") from e
     with container:
@@ -222,7 +276,9 @@ def _decode_with_av(source, max_seconds: float, max_samples: int):
         duration = float(container.duration) / av.time_base if container.duration else None
         if channels <= 0 or native <= 0:
             raise AudioError("could not decode the audio: the stream declares no channels or rate")
-        if duration is not None:
+        if av_format == "mp3":  # FFmpeg's duration would be the same guess from the first frame
+            _check_size(1, native, channels, max_seconds, max_samples)
+        elif duration is not None:
             _check_size(max(1, int(duration * native)), native, channels, max_seconds, max_samples)
         # a format conversion only: swresample's downmix sums stereo at -3 dB each (+3 dB against the same
         # clip in WAV); packed, as PyAV's to_ndarray of an 8-plane frame (7.1) crashes the process
@@ -233,11 +289,13 @@ def _decode_with_av(source, max_seconds: float, max_samples: int):
                 decoded += frame.samples * channels
                 if decoded > max_samples:
                     raise AudioError(f"the audio is too large to decode: more than {max_samples:,} samples")
+                if decoded > channels * native * max_seconds:
+                    raise AudioError(f"the audio is too long: over {max_seconds:g} s decoded, the limit is {max_seconds:g} s")
                 blocks += [_mixed_down(f, channels) for f in packed.resample(frame)]
             blocks += [_mixed_down(f, channels) for f in packed.resample(None)]
         except av.FFmpegError as e:
             raise AudioError(f"{CUT_SHORT} ({e})") from e
-        fmt = "M4A" if container.format.name.startswith("mov") else "AAC"
+        fmt = {"mp4": "M4A", "aac": "AAC", "mp3": "MP3"}[av_format]
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32), fmt, native, channels
 
 

@@ -94,6 +94,63 @@ def test_decode_reads_the_four_formats_from_bytes(fmt):
     assert clip.duration_s == pytest.approx(1.0, abs=0.06)
 
 
+def mp3_without_length_header(x: np.ndarray) -> bytes:
+    """`x` (16 kHz) as a VBR MP3 whose first frame, the Xing header libsndfile writes, is cut off: what
+    encoders that write none, or a stream cut from the middle of a file, give."""
+    data = _vbr_mp3(x)
+    assert data[:2] == b"\xff\xf3" and data[2] & 0x0C == 0x08  # MPEG-2 layer III at 16 kHz: 576 samples a frame
+    kbps = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)[data[2] >> 4]
+    first = 72 * kbps * 1000 // SR + ((data[2] >> 1) & 1)
+    assert b"Xing" in data[:first]
+    return data[first:]
+
+
+def _vbr_mp3(x: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, SR, format="MP3", bitrate_mode="VARIABLE", compression_level=0.3)
+    return buf.getvalue()
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR), dtype=np.float32)
+
+
+def _noise(seconds: float) -> np.ndarray:
+    return np.random.default_rng(1).normal(0, 0.1, int(seconds * SR)).astype(np.float32)
+
+
+@pytest.mark.parametrize("x", [np.concatenate([_silence(1.0), voice(seconds=5.0)]),  # low-bitrate first frame
+                               np.concatenate([voice(seconds=1.0) + _noise(1.0), _silence(5.0)])],  # high-bitrate
+                         ids=["quiet start", "loud start"])
+def test_a_vbr_mp3_without_its_length_header_decodes_whole(x):
+    data = mp3_without_length_header(x)
+    guessed = sf.info(io.BytesIO(data)).duration  # libsndfile's length: from the first frame's bitrate
+    assert abs(guessed - 6.0) > 1.0
+    clip = decode(data)
+    assert clip.format == "MP3" and clip.duration_s == pytest.approx(6.0, abs=0.15)  # + the encoder's delay
+    assert _rms(clip.samples) == pytest.approx(_rms(decode(_vbr_mp3(x)).samples), rel=0.05)
+    with pytest.raises(AudioError, match=r"too long: over 4 s decoded, the limit is 4 s"):
+        decode(data, max_seconds=4.0)
+
+
+def test_a_constant_bitrate_mp3_without_a_header_is_read_at_its_length():
+    # sox writes such files (every MP3 of the corpus): their length from the bitrate is right
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp3", options={"write_xing": "0"}) as out:  # an ID3v2 tag, then frames
+        stream = out.add_stream("libmp3lame", rate=SR, layout="mono")
+        stream.bit_rate = 32_000
+        frame = av.AudioFrame.from_ndarray(voice(seconds=3.0)[None, :], format="flt", layout="mono")
+        frame.sample_rate = SR
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    data = buf.getvalue()
+    assert data[:3] == b"ID3" and not any(tag in data for tag in (b"Xing", b"Info", b"VBRI"))
+    clip = decode(data)
+    assert clip.format == "MP3" and clip.duration_s == pytest.approx(3.0, abs=0.15)
+
+
 @pytest.mark.parametrize("rate", [8000, 16000, 48000])
 def test_decoding_an_mp3_writes_nothing_on_stderr(rate, capfd):
     # read block by block, libsndfile's MP3 decoder logged "part2_3_length too large" for most files
