@@ -1,8 +1,8 @@
 """Decoding a speech clip into one mono float32 signal at the analysis rate, with clear errors for audio we cannot use.
 
 soundfile (libsndfile 1.2.2) reads WAV, FLAC, OGG (Vorbis, Opus) and MP3; PyAV (the FFmpeg inside
-its wheels) reads M4A/MP4, raw ADTS AAC (VoxCeleb2 ships M4A) and the VBR MP3s whose length libsndfile
-can only guess (no Xing/Info/VBRI header: `_needs_av`). Whatever the source, the clip is
+its wheels) reads M4A/MP4, raw ADTS AAC (VoxCeleb2 ships M4A), and the VBR MP3s and streamed FLACs whose
+length libsndfile can only guess (no Xing/Info/VBRI header, no total in STREAMINFO: `_needs_av`). Whatever the source, the clip is
 refused BEFORE decoding when its decoded size (channels x rate x seconds, from the header) is over
 `max_samples` or its duration over `max_seconds`; then soundfile reads it in one piece (never more
 than the declared frames: with the defaults at most 23 MB of float32) and PyAV frame by frame; either
@@ -137,7 +137,7 @@ def _needs_av(source) -> str | None:
     """The FFmpeg format PyAV decodes `source` in, or None for soundfile: "mp4" for an ISO-BMFF file (M4A/MP4:
     'ftyp' at byte 4), "aac" for a raw ADTS stream (sync word 0xFFF, layer 0), "mp3" for a VBR MP3 (a layer
     III frame at byte 0 or right after an ID3v2 tag, frames of more than one bitrate) whose first frame
-    carries no Xing, Info or VBRI header. Without one, libsndfile takes the length from the first frame's
+    carries no Xing, Info or VBRI header, "flac" for a FLAC whose header gives no length. Without one, libsndfile takes the length from the first frame's
     bitrate, which is right for a constant bitrate (sox writes such files) and wrong for a variable one:
     one starting with a quiet, low-bitrate frame was refused as cut short (6 s decoded of 32 "declared"),
     one starting loud was cut to a quarter of its length without a word. PyAV decodes every frame."""
@@ -146,6 +146,8 @@ def _needs_av(source) -> str | None:
         return "mp4"
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
         return "aac"
+    if head[:4] == b"fLaC":
+        return "flac" if _flac_length_unknown(_head(source, 26)) else None
     skip = 0
     if head[:3] == b"ID3" and len(head) >= 10:  # ID3v2: a 10-byte header, a syncsafe size, maybe a footer
         skip = 10 + (head[6] << 21 | head[7] << 14 | head[8] << 7 | head[9]) + (10 if head[5] & 0x10 else 0)
@@ -153,6 +155,14 @@ def _needs_av(source) -> str | None:
     if _mp3_frame(first) is None or any(tag in first for tag in MP3_LENGTH_TAGS):
         return None
     return "mp3" if _mp3_bitrate_varies(_head(source, MP3_SCAN_BYTES, skip)) else None
+
+
+def _flac_length_unknown(head: bytes) -> bool:
+    """Does the FLAC's STREAMINFO (the first metadata block) give 0 total samples, as an encoder writing to a
+    pipe leaves it? libsndfile then reports 2^63 - 1 frames (the clip was refused as 576,460,752,303,423 s long)."""
+    if len(head) < 26 or head[4] & 0x7F != 0:
+        return False
+    return (head[21] & 0x0F) == 0 and head[22:26] == b"\0\0\0\0"
 
 
 def _mp3_frame(data: bytes, at: int = 0) -> tuple[int, int] | None:
@@ -276,7 +286,7 @@ def _decode_with_av(source, av_format: str, max_seconds: float, max_samples: int
         duration = float(container.duration) / av.time_base if container.duration else None
         if channels <= 0 or native <= 0:
             raise AudioError("could not decode the audio: the stream declares no channels or rate")
-        if av_format == "mp3":  # FFmpeg's duration would be the same guess from the first frame
+        if av_format in ("mp3", "flac"):  # no length in the file (FFmpeg's would be a guess from the first frame)
             _check_size(1, native, channels, max_seconds, max_samples)
         elif duration is not None:
             _check_size(max(1, int(duration * native)), native, channels, max_seconds, max_samples)
@@ -295,7 +305,7 @@ def _decode_with_av(source, av_format: str, max_seconds: float, max_samples: int
             blocks += [_mixed_down(f, channels) for f in packed.resample(None)]
         except av.FFmpegError as e:
             raise AudioError(f"{CUT_SHORT} ({e})") from e
-        fmt = {"mp4": "M4A", "aac": "AAC", "mp3": "MP3"}[av_format]
+        fmt = {"mp4": "M4A", "aac": "AAC", "mp3": "MP3", "flac": "FLAC"}[av_format]
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32), fmt, native, channels
 
 

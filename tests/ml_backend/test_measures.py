@@ -151,6 +151,21 @@ def test_a_constant_bitrate_mp3_without_a_header_is_read_at_its_length():
     assert clip.format == "MP3" and clip.duration_s == pytest.approx(3.0, abs=0.15)
 
 
+def test_a_flac_without_its_length_decodes_whole():
+    # an encoder writing to a pipe leaves STREAMINFO's total samples at 0; libsndfile then says 2^63 - 1 frames
+    x = voice(seconds=3.0)
+    data = bytearray(wav_bytes(x, fmt="FLAC"))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first: its total samples in bytes 21-25
+    data[21] &= 0xF0
+    data[22:26] = bytes(4)
+    assert sf.info(io.BytesIO(bytes(data))).frames > 2 ** 62
+    clip = decode(bytes(data))
+    assert clip.format == "FLAC" and len(clip.samples) == len(decode(wav_bytes(x)).samples)
+    assert np.allclose(clip.samples, decode(wav_bytes(x)).samples, atol=1e-4)
+    with pytest.raises(AudioError, match=r"too long: over 2 s decoded, the limit is 2 s"):
+        decode(bytes(data), max_seconds=2.0)
+
+
 @pytest.mark.parametrize("rate", [8000, 16000, 48000])
 def test_decoding_an_mp3_writes_nothing_on_stderr(rate, capfd):
     # read block by block, libsndfile's MP3 decoder logged "part2_3_length too large" for most files
