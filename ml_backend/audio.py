@@ -134,24 +134,30 @@ _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 120
 
 
 def _needs_av(source) -> str | None:
-    """The FFmpeg format PyAV decodes `source` in, or None for soundfile: "mp4" for an ISO-BMFF file (M4A/MP4:
-    'ftyp' at byte 4), "aac" for a raw ADTS stream (sync word 0xFFF, layer 0), "mp3" for a VBR MP3 (a layer
-    III frame at byte 0 or right after an ID3v2 tag, frames of more than one bitrate) whose first frame
-    carries no Xing, Info or VBRI header, "flac" for a FLAC whose header gives no length. Without one, libsndfile takes the length from the first frame's
-    bitrate, which is right for a constant bitrate (sox writes such files) and wrong for a variable one:
-    one starting with a quiet, low-bitrate frame was refused as cut short (6 s decoded of 32 "declared"),
-    one starting loud was cut to a quarter of its length without a word. PyAV decodes every frame."""
+    """The FFmpeg format PyAV decodes `source` in, or None for soundfile:
+
+    - "mp4": an ISO-BMFF file (M4A/MP4, 'ftyp' at byte 4);
+    - "aac": a raw ADTS stream (sync word 0xFFF, layer 0) at byte 0 or right after an ID3v2 tag;
+    - "flac": a FLAC whose STREAMINFO gives no length;
+    - "mp3": a VBR MP3 (layer III frames of more than one bitrate, from byte 0 or right after an ID3v2
+      tag) whose first frame carries no Xing, Info or VBRI header. Without one, libsndfile takes the
+      length from the first frame's bitrate: right for a constant bitrate (sox writes such files), wrong
+      for a variable one. One starting with a quiet, low-bitrate frame was refused as cut short (6 s
+      decoded of 32 "declared"), one starting loud was cut to a quarter of its length without a word.
+
+    PyAV decodes every frame, so on these paths the length is what the file holds.
+    """
     head = _head(source)
     if head[4:8] == b"ftyp":
         return "mp4"
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
-        return "aac"
     if head[:4] == b"fLaC":
         return "flac" if _flac_length_unknown(_head(source, 26)) else None
     skip = 0
     if head[:3] == b"ID3" and len(head) >= 10:  # ID3v2: a 10-byte header, a syncsafe size, maybe a footer
         skip = 10 + (head[6] << 21 | head[7] << 14 | head[8] << 7 | head[9]) + (10 if head[5] & 0x10 else 0)
     first = _head(source, 48, skip)
+    if len(first) >= 2 and first[0] == 0xFF and first[1] & 0xF6 == 0xF0:  # FFmpeg's ADTS reader skips the tag
+        return "aac"
     if _mp3_frame(first) is None or any(tag in first for tag in MP3_LENGTH_TAGS):
         return None
     return "mp3" if _mp3_bitrate_varies(_head(source, MP3_SCAN_BYTES, skip)) else None

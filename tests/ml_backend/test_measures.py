@@ -151,6 +151,13 @@ def test_a_constant_bitrate_mp3_without_a_header_is_read_at_its_length():
     assert clip.format == "MP3" and clip.duration_s == pytest.approx(3.0, abs=0.15)
 
 
+def test_an_adts_stream_behind_an_id3_tag_decodes():
+    x = voice(seconds=2.0)
+    tag = b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10)  # ID3v2.4, 10 bytes of (padding) frames
+    clip = decode(tag + aac_bytes(x, "adts"))
+    assert clip.format == "AAC" and clip.duration_s == pytest.approx(2.0, abs=0.15)
+
+
 def test_a_flac_without_its_length_decodes_whole():
     # an encoder writing to a pipe leaves STREAMINFO's total samples at 0; libsndfile then says 2^63 - 1 frames
     x = voice(seconds=3.0)
