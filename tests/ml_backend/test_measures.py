@@ -173,6 +173,139 @@ def test_a_flac_without_its_length_decodes_whole():
         decode(bytes(data), max_seconds=2.0)
 
 
+def _encoded(x: np.ndarray, kbps: int, fmt: str = "mp3", codec: str = "libmp3lame", rate: int = SR) -> bytes:
+    """`x` at a constant bitrate by the FFmpeg in PyAV's wheels, with no ID3 tag and no Xing/Info header."""
+    import av
+
+    buf = io.BytesIO()
+    options = {"write_xing": "0", "id3v2_version": "0"} if fmt == "mp3" else {}
+    with av.open(buf, mode="w", format=fmt, options=options) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        stream.bit_rate = kbps * 1000
+        frame = av.AudioFrame.from_ndarray(x[None, :].astype(np.float32), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def _id3(size: int, size_bytes: bytes | None = None) -> bytes:
+    """An ID3v2.4 tag of `size` bytes of padding (its syncsafe size, or the size bytes given)."""
+    return b"ID3\x04\x00\x00" + (size_bytes or bytes([0, size >> 14 & 127, size >> 7 & 127, size & 127])) + bytes(size)
+
+
+def _vbr_without_header(seconds_loud: float = 1.0, seconds_quiet: float = 5.0) -> bytes:
+    """Two constant-bitrate runs (160 then 8 kbit/s) end to end: a VBR MP3 with no length in it."""
+    return _encoded(voice(seconds=seconds_loud) + _noise(seconds_loud), 160) + _encoded(voice(seconds=seconds_quiet), 8)
+
+
+def _both_ways(data: bytes, tmp_path, suffix: str = ".mp3"):
+    """decode() of `data` as bytes and as a file named with `suffix`."""
+    path = tmp_path / f"clip{suffix}"
+    path.write_bytes(data)
+    return decode(data), decode(path)
+
+
+@pytest.mark.parametrize("fmt, tag", [("WAV", 200_000), ("MP3", 50_000), ("MP3", 200_000)])
+def test_a_large_id3_tag_in_front_changes_nothing(fmt, tag, tmp_path):
+    # libsndfile took a WAV's tag off its frames when reading bytes (10 s came out 3.75 s) and counted it
+    # in a constant-bitrate MP3's length (refused as cut short, or as over 60 s with 200 KB of cover art)
+    x = voice(seconds=10.0)
+    data = wav_bytes(x) if fmt == "WAV" else _encoded(x, 32)
+    plain = decode(data)
+    for clip in _both_ways(_id3(tag) + data, tmp_path, f".{fmt.lower()}"):
+        assert clip.format == fmt and clip.duration_s == pytest.approx(plain.duration_s, abs=1e-3)
+        assert np.array_equal(clip.samples, plain.samples)
+
+
+@pytest.mark.parametrize("tags", [_id3(20) + _id3(30), _id3(20, bytes([0x80, 0x80, 0x80, 20]))],
+                         ids=["two tags", "size bytes with the high bit set"])
+def test_id3_tags_are_skipped_as_readers_skip_them(tags, tmp_path):
+    # several tags, or a size whose bytes some writers give an 8th bit that readers mask
+    x = voice(seconds=6.0)
+    for data, fmt in [(_vbr_without_header(), "MP3"), (aac_bytes(x, "adts"), "AAC")]:
+        plain = decode(data)
+        for clip in _both_ways(tags + data, tmp_path):
+            assert clip.format == fmt and np.array_equal(clip.samples, plain.samples)
+    with pytest.raises(AudioError, match="an ID3 tag and no audio after it"):
+        decode(_id3(100))
+
+
+@pytest.mark.parametrize("case", ["junk between frames", "layer II", "Xing without a frame count"])
+def test_mp3s_whose_length_libsndfile_would_guess_go_through_pyav(case, tmp_path):
+    # the frame walk stopped at the junk (or knew only layer III, or took any Xing tag for a length) and
+    # called the file constant-bitrate: libsndfile then cut it to its first frames' guess, 1.5 of 10 s
+    if case == "junk between frames":
+        loud, quiet = voice(seconds=1.0) + _noise(1.0), voice(seconds=5.0)
+        data, seconds = _encoded(loud, 160) + b"\0" + _encoded(quiet, 8), 6.0
+    elif case == "layer II":
+        data = _encoded(voice(seconds=1.0) + _noise(1.0), 160, "mp2", "mp2") + _encoded(voice(seconds=5.0), 8, "mp2", "mp2")
+        seconds = 6.0
+    else:  # a Xing tag whose flags hold no frame count
+        x = np.concatenate([voice(seconds=1.0) + _noise(1.0), _silence(5.0) + voice(seconds=5.0) * 0.01])
+        data = bytearray(_vbr_mp3(x))
+        at = data.index(b"Xing")
+        data[at + 4:at + 8] = bytes(4)  # flags: no frames, bytes, TOC or quality fields
+        data, seconds = bytes(data), 6.0
+    for clip in _both_ways(data, tmp_path):
+        assert clip.duration_s == pytest.approx(seconds, abs=0.2)
+
+
+def test_bytes_and_paths_decode_alike_whatever_the_file_is_called(tmp_path):
+    # given a path, libsndfile fell back on the name: junk in front of an MP3 was refused as bytes or as
+    # "clip.bin", and decoded as "clip.mp3"
+    data = bytes(100) + _encoded(voice(seconds=3.0), 32)
+    for name in ("clip.mp3", "clip.bin"):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(AudioError, match="not a readable"):
+            decode(tmp_path / name)
+    with pytest.raises(AudioError, match="not a readable"):
+        decode(data)
+
+
+def test_an_mp3_longer_than_the_walk_goes_through_pyav():
+    # 4 MiB of constant bitrate, then another: the walk cannot see the change, so PyAV decodes (and caps) it
+    import ml_backend.audio as audio
+
+    data = _encoded(voice(seconds=3.0) + _noise(3.0), 160) + _encoded(voice(seconds=12.0), 8)
+    assert audio._needs_av(io.BytesIO(data)) == "mp3"
+    cbr = _encoded(voice(seconds=3.0), 32)
+    assert audio._needs_av(io.BytesIO(cbr)) is None and audio._needs_av(io.BytesIO(cbr + b"TAG" + bytes(125))) is None
+    original = audio.MP3_SCAN_BYTES
+    try:
+        audio.MP3_SCAN_BYTES = len(cbr) // 2  # a file longer than the walk: its second half unseen
+        assert audio._needs_av(io.BytesIO(cbr)) == "mp3"
+        assert decode(cbr).duration_s == pytest.approx(3.0, abs=0.15)
+    finally:
+        audio.MP3_SCAN_BYTES = original
+
+
+def test_an_adts_stream_is_not_refused_on_ffmpegs_length_guess():
+    # FFmpeg guesses an ADTS stream's length from its first frames' bitrate: 5 s loud then 40 s quiet
+    # was refused as 95.5 s long
+    data = aac_bytes(voice(seconds=5.0) + _noise(5.0), "adts") + aac_bytes(voice(seconds=40.0) * 0.01, "adts")
+    assert decode(data).duration_s == pytest.approx(45.0, abs=0.3)
+    with pytest.raises(AudioError, match="too long: over 30 s decoded"):
+        decode(data, max_seconds=30)
+
+
+def test_an_m4a_claiming_millions_of_samples_is_refused_before_ffmpeg_indexes_them():
+    # a 13 KB M4A whose sample tables claim 89 million samples of 400 bytes: FFmpeg's index of them took
+    # 3.2 GB and seconds inside av.open
+    import resource
+    import struct
+
+    data = bytearray(aac_bytes(voice(seconds=2.0), "mp4"))
+    stsz = data.index(b"stsz") - 4
+    data[stsz + 12:stsz + 20] = struct.pack(">II", 400, 0x5500000)  # constant size, that many samples
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(AudioError, match=r"sample tables claim 89,128,960 samples in a file of"):
+        decode(bytes(data))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: no index was built
+    ok = aac_bytes(voice(seconds=2.0), "mp4")
+    assert decode(ok).duration_s == pytest.approx(2.0, abs=0.15)
+
+
 @pytest.mark.parametrize("rate", [8000, 16000, 48000])
 def test_decoding_an_mp3_writes_nothing_on_stderr(rate, capfd):
     # read block by block, libsndfile's MP3 decoder logged "part2_3_length too large" for most files
@@ -182,8 +315,8 @@ def test_decoding_an_mp3_writes_nothing_on_stderr(rate, capfd):
     assert capfd.readouterr().err == ""
 
 
-def aac_bytes(x: np.ndarray, container: str, channels: int = 1) -> bytes:
-    """`x` encoded by the FFmpeg in PyAV's wheels (its AAC encoder), in an M4A ("mp4") or as raw ADTS ("adts")."""
+def aac_bytes(x: np.ndarray, container: str, channels: int = 1, rate: int = SR) -> bytes:
+    """`x` (at `rate`) encoded by the FFmpeg in PyAV's wheels (its AAC encoder), in an M4A ("mp4") or as raw ADTS ("adts")."""
     import tempfile
 
     import av
@@ -191,11 +324,11 @@ def aac_bytes(x: np.ndarray, container: str, channels: int = 1) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ("clip.m4a" if container == "mp4" else "clip.aac")
         with av.open(str(path), mode="w", format=container) as out:
-            stream = out.add_stream("aac", rate=SR, layout={1: "mono", 2: "stereo", 8: "7.1"}[channels])
+            stream = out.add_stream("aac", rate=rate, layout={1: "mono", 2: "stereo", 8: "7.1"}[channels])
             # packed: PyAV's from_ndarray of 8 planes fails
             frame = av.AudioFrame.from_ndarray(np.repeat(x, channels)[None, :].astype(np.float32), format="flt",
                                                layout=stream.layout.name)
-            frame.sample_rate = SR
+            frame.sample_rate = rate
             for packet in [*stream.encode(frame), *stream.encode(None)]:
                 out.mux(packet)
         return path.read_bytes()
@@ -222,6 +355,16 @@ def test_an_eight_channel_m4a_is_mixed_down():
     assert clip.source_channels == 8 and clip.duration_s == pytest.approx(1.0, abs=0.15)
     # the mean of the channels; the encoder low-passes the LFE channel to 120 Hz, so about 7/8 of the level
     assert _rms(clip.samples) == pytest.approx(_rms(x), rel=0.2)
+
+
+@pytest.mark.parametrize("second, changed", [({"rate": 44_100}, "16000 Hz x 1 channels to 44100 Hz x 1"),
+                                             ({"channels": 2}, "16000 Hz x 1 channels to 16000 Hz x 2")])
+def test_an_adts_stream_that_changes_its_rate_or_channels_part_way_is_refused(second, changed):
+    # two ADTS streams end to end: PyAV's resampler raised its own ValueError ("Frame does not match
+    # AudioResampler setup"), which said nothing of the file
+    x = voice(seconds=1.0)
+    with pytest.raises(AudioError, match=f"the stream changes from {changed} channels part-way through"):
+        decode(aac_bytes(x, "adts") + aac_bytes(x, "adts", **second))
 
 
 @pytest.mark.parametrize("container", ["mp4", "adts"])
