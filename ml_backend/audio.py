@@ -398,7 +398,9 @@ def _decode_with_av(source, av_format: str, max_seconds: float, max_samples: int
                     raise AudioError(f"the audio is too long: over {max_seconds:g} s decoded, the limit is {max_seconds:g} s")
                 blocks += [_mixed_down(f, channels) for f in packed.resample(frame)]
             blocks += [_mixed_down(f, channels) for f in packed.resample(None)]
-        except av.FFmpegError as e:
+        except AudioError:
+            raise
+        except (av.FFmpegError, ValueError) as e:  # PyAV raises ValueError for some streams it cannot follow
             raise AudioError(f"{CUT_SHORT} ({e})") from e
         fmt = {"mp4": "M4A", "aac": "AAC", "mp3": "MP3", "flac": "FLAC"}[av_format]
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32), fmt, native, channels

@@ -108,6 +108,9 @@ class ClescBackend(LabelStudioMLBase):
             except (AudioError, FetchError) as e:
                 log.error("task %s: no prediction: %s", task.get("id"), e)
                 measured.append(None)
+            except Exception as e:  # noqa: BLE001 - a bug on one clip must not cost the batch its other tasks
+                log.exception("task %s: no prediction: internal error (%s: %s)", task.get("id"), type(e).__name__, e)
+                measured.append(None)
         predictions = []
         for project in dict.fromkeys(task.get("project") for task in tasks):
             of_project = [(t, m) for t, m in zip(tasks, measured) if t.get("project") == project]

@@ -119,6 +119,33 @@ def test_batch_predict_skips_bad_tasks_and_continues(tmp_path):
     assert first["result"][0]["meta"]["measures"]
 
 
+def test_an_unexpected_error_on_one_task_costs_only_that_task(tmp_path, monkeypatch, caplog):
+    # only AudioError and FetchError were caught: anything else (PyAV's own ValueError on a stream that
+    # changes rate, a bug in a measure) failed the whole "Retrieve predictions" batch
+    root = tmp_path / "audio"
+    (root / "clips").mkdir(parents=True)
+    shutil.copy(CLIP, root / "clips" / "good.wav")
+    measure_task = ClescBackend.measure_task
+
+    def failing_on_task_1(self, task):
+        if task["id"] == 1:
+            raise RuntimeError("a bug in a measure")
+        return measure_task(self, task)
+
+    monkeypatch.setattr(ClescBackend, "measure_task", failing_on_task_1)
+    ClescBackend.config = BackendConfig(model_dir=tmp_path / "models", audio_root=root, min_score=0.0)
+    try:
+        tasks = [{"id": i, "project": 1, "data": {"audio": "/data/local-files/?d=clips/good.wav"}} for i in range(3)]
+        with caplog.at_level("ERROR", logger="clesc.ml_backend"):
+            predictions = ClescBackend().predict(tasks)
+    finally:
+        ClescBackend.config = None
+    assert [bool(p) for p in predictions] == [True, False, True]
+    [record] = [r for r in caplog.records if "task 1" in r.getMessage()]
+    assert record.getMessage() == "task 1: no prediction: internal error (RuntimeError: a bug in a measure)"
+    assert record.exc_info is not None  # the traceback goes to the log, for the bug report
+
+
 def test_setup_reports_the_model_version_the_predictions_carry(tmp_path):
     """LS 1.23 predicts again for every task without a prediction of the version /setup reports."""
     from ml_backend.app import create_ml_app
