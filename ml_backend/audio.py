@@ -139,11 +139,13 @@ def _opened(data: bytes | str | os.PathLike):
 def _after_id3(f) -> int:
     """The offset of the first byte after the ID3v2 tags at the start of `f` (0 when it has none)."""
     at = 0
-    for _ in range(ID3_MAX_TAGS):
+    for tags in range(ID3_MAX_TAGS + 1):
         f.seek(at)
         h = f.read(10)
         if len(h) < 10 or h[:3] != b"ID3" or h[3] == 0xFF or h[4] == 0xFF:
-            break
+            return at
+        if tags == ID3_MAX_TAGS:  # left in front, libsndfile would skip one more itself and miscount the rest
+            raise AudioError(f"could not decode the audio: it starts with over {ID3_MAX_TAGS} ID3 tags")
         # the size is syncsafe: 7 bits a byte (readers mask the 8th, which some writers set)
         size = (h[6] & 0x7F) << 21 | (h[7] & 0x7F) << 14 | (h[8] & 0x7F) << 7 | (h[9] & 0x7F)
         at += 10 + size + (10 if h[5] & 0x10 else 0)  # a footer, when the flag says so
@@ -185,8 +187,6 @@ def _head(source, size: int = 12) -> bytes:
 MP3_SCAN_BYTES = 4 * 2 ** 20
 """How much of an MP3 without a length header `_needs_av` walks frame by frame (a minute at 320 kbit/s is 2.4 MB);
 a longer one goes through PyAV, which stops decoding at the caps."""
-MP3_END_TAGS = (b"TAG", b"APETAGEX", b"LYRICSBEGIN")
-"""Tags an MP3 may end with (ID3v1, APEv2, Lyrics3): a frame walk that stops at one has reached the end."""
 _MP3_KBPS = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),   # MPEG-1 layer III
              2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}       # MPEG-2 and 2.5
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # by version bits
@@ -198,9 +198,11 @@ def _needs_av(source) -> str | None:
     - "mp4": an ISO-BMFF file (M4A/MP4, 'ftyp' at byte 4);
     - "aac": a raw ADTS stream (sync word 0xFFF, layer 0);
     - "flac": a FLAC whose STREAMINFO gives no length;
-    - "mp3": MPEG audio whose length libsndfile would guess from the first frame's bitrate: layer I or
-      II, or layer III without a Xing/Info header that counts its frames (or a VBRI one) and not of one
-      bitrate from its first frame to its end. Guessed, a variable bitrate came out wrong: a file
+    - "mp3": MPEG audio whose length libsndfile would guess or take from a header that is wrong: layer I
+      or II; layer III whose frames the walk cannot follow to the end of the file; one whose Xing/Info
+      or VBRI header counts fewer frames than the file holds (two files end to end; a file with more
+      stays on soundfile, which refuses it as cut short); one with no such header and more than one
+      bitrate. Guessed, a variable bitrate came out wrong: a file
       starting with a quiet, low-bitrate frame was refused as cut short (6 s decoded of 32 "declared"),
       one starting loud was cut to a quarter of its length without a word. A constant bitrate is
       guessed right (sox writes such files) and stays on soundfile.
@@ -219,9 +221,13 @@ def _needs_av(source) -> str | None:
         return None
     if layer != 3:
         return "mp3"
-    if _mp3_counts_its_frames(head):
-        return None
-    return None if _mp3_bitrate_constant(_head(source, MP3_SCAN_BYTES)) else "mp3"
+    bitrates, frames, whole = _mp3_walk(_head(source, MP3_SCAN_BYTES))
+    if not whole:
+        return "mp3"
+    declared = _mp3_declared_frames(head)
+    if declared is not None:  # fewer than the file holds: the first of two files end to end, or a wrong count;
+        return None if declared >= frames - 1 else "mp3"  # more: cut short, which soundfile then refuses
+    return None if len(bitrates) == 1 else "mp3"
 
 
 def _flac_length_unknown(head: bytes) -> bool:
@@ -242,13 +248,14 @@ def _mpeg_audio_layer(data: bytes) -> int | None:
     return 4 - layer_bits
 
 
-def _mp3_counts_its_frames(first: bytes) -> bool:
-    """Does the first frame carry a VBRI header, or a Xing/Info one whose flags say its frame count is there?"""
+def _mp3_declared_frames(first: bytes) -> int | None:
+    """The frame count of the first frame's Xing/Info header (when its flags say it is there) or VBRI header."""
     for tag in (b"Xing", b"Info"):
         at = first.find(tag)
         if at >= 0:
-            return len(first) >= at + 8 and bool(first[at + 7] & 0x01)
-    return b"VBRI" in first
+            return int.from_bytes(first[at + 8:at + 12], "big") if len(first) >= at + 12 and first[at + 7] & 1 else None
+    at = first.find(b"VBRI")
+    return int.from_bytes(first[at + 14:at + 18], "big") if 0 <= at and len(first) >= at + 18 else None
 
 
 def _mp3_frame(data: bytes, at: int = 0) -> tuple[int, int] | None:
@@ -263,20 +270,21 @@ def _mp3_frame(data: bytes, at: int = 0) -> tuple[int, int] | None:
     return index, per_frame * kbps * 1000 // _MP3_RATES[version][rate_index] + ((b2 >> 1) & 1)
 
 
-def _mp3_bitrate_constant(data: bytes) -> bool:
-    """Do the layer III frames of `data` (an MP3 from its first frame) come at one bitrate all the way to its
-    end? The walk must reach the end of the file (its last frame may be cut) or a tag an MP3 ends with; one
-    that stops on anything else (junk between frames, another layer, free format) or at the end of a longer
-    file's first MP3_SCAN_BYTES cannot tell."""
-    at, seen = 0, set()
+def _mp3_walk(data: bytes) -> tuple[set[int], int, bool]:
+    """(the bitrate indexes, the number of frames, whether the walk reached the end of the file) of the
+    layer III frames of `data`, an MP3 from its first frame. The end is the end of the file (its last frame
+    may be cut) or an ID3v1 tag in its last 128 bytes; a walk that stops on anything else (junk between
+    frames, another layer, free format, a tag in the middle) or at the end of a longer file's first
+    MP3_SCAN_BYTES does not reach it."""
+    at, bitrates, frames = 0, set(), 0
     while (frame := _mp3_frame(data, at)) is not None:
-        seen.add(frame[0])
-        if len(seen) > 1:
-            return False
+        bitrates.add(frame[0])
+        frames += 1
         at += frame[1]
+    whole_file = len(data) < MP3_SCAN_BYTES
     if at >= len(data):
-        return len(data) < MP3_SCAN_BYTES
-    return data[at:].startswith(MP3_END_TAGS)
+        return bitrates, frames, whole_file
+    return bitrates, frames, whole_file and len(data) - at == 128 and data[at:at + 3] == b"TAG"
 
 
 def _accepted_format(container: str) -> str:
@@ -406,51 +414,81 @@ def _decode_with_av(source, av_format: str, max_seconds: float, max_samples: int
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32), fmt, native, channels
 
 
-MP4_MAX_BOXES = 10_000
-"""Boxes `_check_mp4_sample_tables` reads at most (an M4A holds a few dozen; a fragmented one a few per second)."""
-_MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf"}
+MP4_MAX_BOXES = 100_000
+"""Boxes `_check_mp4_sample_tables` reads at most (an M4A holds a few dozen; a fragmented one a few per frame)."""
+MP4_MAX_DEPTH = 16
+"""How deep it looks into boxes within boxes (FFmpeg's own limit is 10)."""
+_MP4_LEAVES = {b"mdat", b"free", b"skip", b"wide", b"stco", b"co64", b"stts", b"stsc", b"ctts", b"stss",
+               b"sdtp", b"sbgp", b"sgpd", b"stsz", b"stz2", b"trun", b"elst"}
+_MP4_HEADERS = (0, 4, 8, 28, 44, 64)
+"""Where the first child may start in a box that holds boxes: right away (moov), after a version and flags
+(meta), an entry count too (stsd), or a sample entry's fields (mp4a: 28, 44 or 64 bytes)."""
 
 
 def _check_mp4_sample_tables(source, max_samples: int) -> None:
-    """Refuse an MP4 whose sample tables (stsz, stz2, trun) claim more samples than the file can hold or than
-    `max_samples` allows (every sample decodes to a frame at least), before FFmpeg builds its index of them:
-    a 12.7 KB M4A claiming 89 million samples of 400 bytes took 3.2 GB in `av.open`."""
+    """Refuse an MP4 whose sample tables (stsz, stz2, trun) claim more samples than the file can hold or
+    than `max_samples` allows (every sample decodes to a frame at least), counting each edit (elst) as
+    FFmpeg does, and one whose header is compressed (cmov), before FFmpeg builds its index in `av.open`:
+    a 12.7 KB M4A claiming 89 million samples of 400 bytes took 3.2 GB there, and 1,000 edits over
+    200,000 samples 2.1 GB. Every box that holds boxes is looked into, wherever it is, as FFmpeg reads a
+    sample table wherever it finds one (in edts, udta, an unknown box ...)."""
     size = source.seek(0, io.SEEK_END)
-    pending, seen, claimed = [(0, size)], 0, 0
+    pending, seen, claimed, edits = [(0, size, 0)], 0, 0, 1
     while pending:
-        at, end = pending.pop()
-        while at + 8 <= end:
+        at, end, depth = pending.pop()
+        while (box := _mp4_box(source, at, end, top=depth == 0)) is not None:
             seen += 1
             if seen > MP4_MAX_BOXES:
                 raise AudioError(f"could not decode the audio: the MP4 holds over {MP4_MAX_BOXES:,} boxes")
-            source.seek(at)
-            head = source.read(16)
-            box_size, kind = int.from_bytes(head[:4], "big"), head[4:8]
-            body = at + 8
-            if box_size == 1 and len(head) == 16:
-                box_size, body = int.from_bytes(head[8:16], "big"), at + 16
-            elif box_size == 0:
-                box_size = end - at
-            if box_size < body - at or at + box_size > end:
-                raise AudioError(f"{CUT_SHORT} (an MP4 box runs past its container)")
-            if kind in _MP4_CONTAINERS:
-                pending.append((body, at + box_size))
-            elif kind in (b"stsz", b"stz2", b"trun"):
+            kind, body, box_end = box
+            if kind == b"cmov":
+                raise AudioError("could not decode the audio: its MP4 header is compressed (cmov)")
+            if kind in (b"stsz", b"stz2", b"trun", b"elst"):
                 source.seek(body)
                 fields = source.read(12)
                 if len(fields) < 12:
                     raise AudioError(f"{CUT_SHORT} (an MP4 sample table is cut short)")
-                if kind == b"trun":
+                if kind in (b"trun", b"elst"):
                     count, each = int.from_bytes(fields[4:8], "big"), 1
                 else:
                     count = int.from_bytes(fields[8:12], "big")
                     each = int.from_bytes(fields[4:8], "big") if kind == b"stsz" else 0
-                claimed += count
-                if count * max(each, 1) > size or claimed > max_samples:
-                    raise AudioError(f"could not decode the audio: its MP4 sample tables claim {claimed:,} samples "
-                                     f"in a file of {size:,} bytes")
-            at += box_size
+                if kind == b"elst":
+                    edits = max(edits, count)
+                else:
+                    claimed += count
+                    if count * max(each, 1) > size:
+                        raise AudioError(f"could not decode the audio: an MP4 sample table claims {count:,} samples "
+                                         f"in a file of {size:,} bytes")
+                if claimed * edits > max_samples:
+                    raise AudioError(f"could not decode the audio: its MP4 sample tables claim {claimed:,} samples"
+                                     + (f" in {edits:,} edits" if edits > 1 else "") + f", over {max_samples:,}")
+            elif kind not in _MP4_LEAVES and depth < MP4_MAX_DEPTH:
+                for skip in _MP4_HEADERS:
+                    if _mp4_box(source, body + skip, box_end, top=False) is not None:
+                        pending.append((body + skip, box_end, depth + 1))
+                        break
+            at = box_end
     source.seek(0)
+
+
+def _mp4_box(source, at: int, end: int, top: bool) -> tuple[bytes, int, int] | None:
+    """(type, where its body starts, where it ends) of the box at `at` within `end`, or None where there is
+    none (what follows the last box of a file: an appended tag, padding)."""
+    if at + 8 > end:
+        return None
+    source.seek(at)
+    head = source.read(16)
+    box_size, kind, body = int.from_bytes(head[:4], "big"), head[4:8], at + 8
+    if box_size == 1:
+        if len(head) < 16:
+            return None
+        box_size, body = int.from_bytes(head[8:16], "big"), at + 16
+    elif box_size == 0 and top:
+        box_size = end - at
+    if box_size < body - at or at + box_size > end:
+        return None
+    return kind, body, at + box_size
 
 
 def _mixed_down(frame, channels: int) -> np.ndarray:

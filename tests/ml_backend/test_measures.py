@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from label_config.schema import ATTRIBUTES
-from ml_backend.audio import ANALYSIS_RATE, AudioError, DecodedAudio, decode
+from ml_backend.audio import ANALYSIS_RATE, DEFAULT_MAX_SAMPLES, AudioError, DecodedAudio, decode
 from ml_backend.labels import (
     CALIBRATION_VERSION,
     DEFAULT_CALIBRATION,
@@ -229,9 +229,13 @@ def test_id3_tags_are_skipped_as_readers_skip_them(tags, tmp_path):
             assert clip.format == fmt and np.array_equal(clip.samples, plain.samples)
     with pytest.raises(AudioError, match="an ID3 tag and no audio after it"):
         decode(_id3(100))
+    # past the tags skipped, libsndfile would skip one more itself and miscount the rest
+    with pytest.raises(AudioError, match="starts with over 16 ID3 tags"):
+        decode(_id3(10) * 17 + wav_bytes(x))
 
 
-@pytest.mark.parametrize("case", ["junk between frames", "layer II", "Xing without a frame count"])
+@pytest.mark.parametrize("case", ["junk between frames", "layer II", "Xing without a frame count",
+                                  "an ID3v1 tag in the middle", "two files end to end", "Xing counting too few"])
 def test_mp3s_whose_length_libsndfile_would_guess_go_through_pyav(case, tmp_path):
     # the frame walk stopped at the junk (or knew only layer III, or took any Xing tag for a length) and
     # called the file constant-bitrate: libsndfile then cut it to its first frames' guess, 1.5 of 10 s
@@ -241,6 +245,16 @@ def test_mp3s_whose_length_libsndfile_would_guess_go_through_pyav(case, tmp_path
     elif case == "layer II":
         data = _encoded(voice(seconds=1.0) + _noise(1.0), 160, "mp2", "mp2") + _encoded(voice(seconds=5.0), 8, "mp2", "mp2")
         seconds = 6.0
+    elif case == "an ID3v1 tag in the middle":  # taken for the end of the file
+        loud, quiet = voice(seconds=1.0) + _noise(1.0), voice(seconds=5.0)
+        data, seconds = _encoded(loud, 160) + b"TAG" + bytes(125) + _encoded(quiet, 8), 6.0
+    elif case == "two files end to end":  # the first one's Xing header counts its own frames only
+        data, seconds = _vbr_mp3(voice(seconds=1.0) + _noise(1.0)) + _vbr_mp3(voice(seconds=5.0)), 6.0
+    elif case == "Xing counting too few":
+        data = bytearray(_vbr_mp3(np.concatenate([voice(seconds=1.0) + _noise(1.0), voice(seconds=5.0)])))
+        at = data.index(b"Xing")
+        data[at + 8:at + 12] = (10).to_bytes(4, "big")
+        data, seconds = bytes(data), 6.0
     else:  # a Xing tag whose flags hold no frame count
         x = np.concatenate([voice(seconds=1.0) + _noise(1.0), _silence(5.0) + voice(seconds=5.0) * 0.01])
         data = bytearray(_vbr_mp3(x))
@@ -299,11 +313,91 @@ def test_an_m4a_claiming_millions_of_samples_is_refused_before_ffmpeg_indexes_th
     stsz = data.index(b"stsz") - 4
     data[stsz + 12:stsz + 20] = struct.pack(">II", 400, 0x5500000)  # constant size, that many samples
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(AudioError, match=r"sample tables claim 89,128,960 samples in a file of"):
+    with pytest.raises(AudioError, match=r"sample table claims 89,128,960 samples in a file of"):
         decode(bytes(data))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: no index was built
     ok = aac_bytes(voice(seconds=2.0), "mp4")
     assert decode(ok).duration_s == pytest.approx(2.0, abs=0.15)
+
+
+def _box(kind: bytes, payload: bytes = b"") -> bytes:
+    import struct
+
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _table(kind: bytes, count: int, each: int = 0) -> bytes:
+    """A sample table box (stsz, stz2, trun) or an edit list (elst) of `count` entries, none written."""
+    import struct
+
+    if kind in (b"trun", b"elst"):
+        return _box(kind, struct.pack(">II", 0, count) + bytes(4))
+    return _box(kind, struct.pack(">III", 0, each, count))
+
+
+def _with_box_in_trak(data: bytes, extra: bytes) -> bytes:
+    """An M4A written by PyAV (mdat first, then moov) with `extra` appended to its first trak."""
+    import struct
+
+    moov, trak = data.index(b"moov") - 4, data.index(b"trak") - 4
+    out = bytearray(data)
+    for at in (moov, trak):
+        out[at:at + 4] = struct.pack(">I", int.from_bytes(data[at:at + 4], "big") + len(extra))
+    end = trak + int.from_bytes(data[trak:trak + 4], "big")
+    return bytes(out[:end]) + extra + bytes(out[end:])
+
+
+BOMB = 0x5500000
+"""Samples an index bomb's table claims (89,128,960): FFmpeg's index of them took 3.2 GB."""
+
+
+@pytest.mark.parametrize("hide", ["in udta", "in edts", "moov renamed hoov"])
+def test_a_sample_table_is_checked_wherever_ffmpeg_would_read_it(hide):
+    # the first check looked into moov/trak/mdia/minf/stbl only; FFmpeg reads a table wherever it is
+    data = aac_bytes(voice(seconds=2.0), "mp4")
+    if hide == "moov renamed hoov":  # FFmpeg reads a 'hoov' as a moov
+        data = bytearray(data)
+        stsz = data.index(b"stsz") - 4
+        data[stsz + 16:stsz + 20] = bytes(4)
+        data = _with_box_in_trak(bytes(data), _box(b"udta", _table(b"stsz", BOMB, 400))).replace(b"moov", b"hoov")
+    else:
+        data = _with_box_in_trak(data, _box(hide[3:].encode(), _table(b"stsz", BOMB, 400)))
+    with pytest.raises(AudioError, match="sample table claims 89,128,960 samples"):
+        decode(data)
+
+
+def test_edits_multiply_the_samples_claimed_and_a_compressed_header_is_refused():
+    import ml_backend.audio as audio
+
+    def mp4(*trak: bytes, padding: int = 20_000) -> io.BytesIO:
+        return io.BytesIO(_box(b"ftyp", b"M4A ") + _box(b"mdat", bytes(padding)) + _box(b"moov", _box(b"trak", b"".join(trak))))
+
+    samples = _box(b"mdia", _box(b"minf", _box(b"stbl", _table(b"stsz", 10_000, 1))))
+    audio._check_mp4_sample_tables(mp4(_box(b"edts", _table(b"elst", 1)), samples), DEFAULT_MAX_SAMPLES)
+    # FFmpeg copies the index entries an edit covers once per edit: 1,000 edits over 200,000 samples took 2.1 GB
+    with pytest.raises(AudioError, match="claim 10,000 samples in 1,000 edits"):
+        audio._check_mp4_sample_tables(mp4(_box(b"edts", _table(b"elst", 1_000)), samples), DEFAULT_MAX_SAMPLES)
+    with pytest.raises(AudioError, match="header is compressed"):
+        audio._check_mp4_sample_tables(mp4(_box(b"cmov", bytes(32))), DEFAULT_MAX_SAMPLES)
+
+
+def test_a_fragmented_m4a_and_one_with_a_tag_appended_decode():
+    # the first check refused both: over 10,000 boxes (a 40 s M4A fragmented at every frame) and a box
+    # "running past its container" (the ID3v1 tag after the last box)
+    import av
+
+    x = np.tile(voice(seconds=4.0), 30)  # 40 s at 48 kHz: 1,875 fragments of 7 boxes
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4", options={"movflags": "frag_every_frame+empty_moov"}) as out:
+        stream = out.add_stream("aac", rate=48_000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(x[None, :], format="flt", layout="mono")
+        frame.sample_rate = 48_000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    assert buf.getvalue().count(b"moof") > 1_800
+    assert decode(buf.getvalue()).duration_s == pytest.approx(40.0, abs=0.2)
+    tagged = aac_bytes(voice(seconds=2.0), "mp4") + b"TAG" + bytes(125)
+    assert decode(tagged).duration_s == pytest.approx(2.0, abs=0.15)
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 48000])
