@@ -452,11 +452,10 @@ class LLMJudge:
         self.rules = rules or RulesJudge(self.taxonomy)
         self.policy = self.rules.policy
         if client is None:
-            import httpx
-            from openai import OpenAI
+            from openai import OpenAI, Timeout  # openai's own (httpx's before 3.6x, httpx2's since)
 
             # a backstop only: _complete's own deadlines (first token, total) decide first
-            timeout = httpx.Timeout(config.timeout_s + max(5.0, config.health_timeout_s), connect=config.health_timeout_s)
+            timeout = Timeout(config.timeout_s + max(5.0, config.health_timeout_s), connect=config.health_timeout_s)
             client = OpenAI(base_url=config.base_url, api_key=config.api_key or "EMPTY",
                             timeout=timeout, max_retries=config.max_retries)
         self.client = client
