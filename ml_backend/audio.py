@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -216,10 +216,10 @@ def _needs_av(source) -> str | None:
         return "flac" if _flac_length_unknown(head) else None
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
         return "aac"
-    layer = _mpeg_audio_layer(head)
-    if layer is None:
+    header = _mpeg_audio_header(head)
+    if header is None:
         return None
-    if layer != 3:
+    if header[1] != 3:
         return "mp3"
     bitrates, frames, whole = _mp3_walk(_head(source, MP3_SCAN_BYTES))
     if not whole:
@@ -238,14 +238,16 @@ def _flac_length_unknown(head: bytes) -> bool:
     return (head[21] & 0x0F) == 0 and head[22:26] == b"\0\0\0\0"
 
 
-def _mpeg_audio_layer(data: bytes) -> int | None:
-    """The layer (1, 2 or 3) of the MPEG audio frame header at the start of `data`, or None if there is none."""
-    if len(data) < 4 or data[0] != 0xFF or data[1] & 0xE0 != 0xE0:
+def _mpeg_audio_header(data: bytes, at: int = 0) -> tuple[int, int, int, int] | None:
+    """(version bits, layer 1-3, bitrate index, sample-rate index) of the MPEG audio frame header at
+    `data[at]`, or None if there is none."""
+    if len(data) < at + 4 or data[at] != 0xFF or data[at + 1] & 0xE0 != 0xE0:
         return None
-    version, layer_bits, index, rate_index = (data[1] >> 3) & 3, (data[1] >> 1) & 3, data[2] >> 4, (data[2] >> 2) & 3
+    b1, b2 = data[at + 1], data[at + 2]
+    version, layer_bits, index, rate_index = (b1 >> 3) & 3, (b1 >> 1) & 3, b2 >> 4, (b2 >> 2) & 3
     if version == 1 or layer_bits == 0 or index == 15 or rate_index == 3:
         return None
-    return 4 - layer_bits
+    return version, 4 - layer_bits, index, rate_index
 
 
 def _mp3_declared_frames(first: bytes) -> int | None:
@@ -261,13 +263,13 @@ def _mp3_declared_frames(first: bytes) -> int | None:
 def _mp3_frame(data: bytes, at: int = 0) -> tuple[int, int] | None:
     """(bitrate index, frame length in bytes) of the MPEG-1/2/2.5 layer III frame header at `data[at]`, or None
     (free format, bitrate index 0, has no length in its header)."""
-    if _mpeg_audio_layer(data[at:at + 4]) != 3 or not data[at + 2] >> 4:
+    header = _mpeg_audio_header(data, at)
+    if header is None or header[1] != 3 or header[2] == 0:
         return None
-    b1, b2 = data[at + 1], data[at + 2]
-    version, index, rate_index = (b1 >> 3) & 3, b2 >> 4, (b2 >> 2) & 3
+    version, _, index, rate_index = header
     per_frame = 144 if version == 3 else 72  # bytes per (bit/s / Hz): 1152 or 576 samples a frame
     kbps = _MP3_KBPS[1 if version == 3 else 2][index]
-    return index, per_frame * kbps * 1000 // _MP3_RATES[version][rate_index] + ((b2 >> 1) & 1)
+    return index, per_frame * kbps * 1000 // _MP3_RATES[version][rate_index] + ((data[at + 2] >> 1) & 1)
 
 
 def _mp3_walk(data: bytes) -> tuple[set[int], int, bool]:

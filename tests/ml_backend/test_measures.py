@@ -133,19 +133,29 @@ def test_a_vbr_mp3_without_its_length_header_decodes_whole(x):
         decode(data, max_seconds=4.0)
 
 
-def test_a_constant_bitrate_mp3_without_a_header_is_read_at_its_length():
-    # sox writes such files (every MP3 of the corpus): their length from the bitrate is right
+def pyav_encoded(x: np.ndarray, fmt: str, codec: str, rate: int = SR, channels: int = 1, kbps: int | None = None,
+                 options: dict[str, str] | None = None) -> bytes:
+    """`x` (at `rate`, repeated on `channels`) encoded by the FFmpeg in PyAV's wheels into container `fmt`."""
     import av
 
     buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp3", options={"write_xing": "0"}) as out:  # an ID3v2 tag, then frames
-        stream = out.add_stream("libmp3lame", rate=SR, layout="mono")
-        stream.bit_rate = 32_000
-        frame = av.AudioFrame.from_ndarray(voice(seconds=3.0)[None, :], format="flt", layout="mono")
-        frame.sample_rate = SR
+    with av.open(buf, mode="w", format=fmt, options=options or {}) as out:
+        stream = out.add_stream(codec, rate=rate, layout={1: "mono", 2: "stereo", 8: "7.1"}[channels])
+        if kbps:
+            stream.bit_rate = kbps * 1000
+        # packed: PyAV's from_ndarray of 8 planes fails
+        frame = av.AudioFrame.from_ndarray(np.repeat(x, channels)[None, :].astype(np.float32), format="flt",
+                                           layout=stream.layout.name)
+        frame.sample_rate = rate
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def test_a_constant_bitrate_mp3_without_a_header_is_read_at_its_length():
+    # sox writes such files (every MP3 of the corpus): their length from the bitrate is right
+    data = pyav_encoded(voice(seconds=3.0), "mp3", "libmp3lame", kbps=32,
+                        options={"write_xing": "0"})  # an ID3v2 tag, then frames
     assert data[:3] == b"ID3" and not any(tag in data for tag in (b"Xing", b"Info", b"VBRI"))
     clip = decode(data)
     assert clip.format == "MP3" and clip.duration_s == pytest.approx(3.0, abs=0.15)
@@ -175,18 +185,8 @@ def test_a_flac_without_its_length_decodes_whole():
 
 def _encoded(x: np.ndarray, kbps: int, fmt: str = "mp3", codec: str = "libmp3lame", rate: int = SR) -> bytes:
     """`x` at a constant bitrate by the FFmpeg in PyAV's wheels, with no ID3 tag and no Xing/Info header."""
-    import av
-
-    buf = io.BytesIO()
-    options = {"write_xing": "0", "id3v2_version": "0"} if fmt == "mp3" else {}
-    with av.open(buf, mode="w", format=fmt, options=options) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
-        stream.bit_rate = kbps * 1000
-        frame = av.AudioFrame.from_ndarray(x[None, :].astype(np.float32), format="flt", layout="mono")
-        frame.sample_rate = rate
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    return buf.getvalue()
+    options = {"write_xing": "0", "id3v2_version": "0"} if fmt == "mp3" else None
+    return pyav_encoded(x, fmt, codec, rate=rate, kbps=kbps, options=options)
 
 
 def _id3(size: int, size_bytes: bytes | None = None) -> bytes:
@@ -384,18 +384,10 @@ def test_edits_multiply_the_samples_claimed_and_a_compressed_header_is_refused()
 def test_a_fragmented_m4a_and_one_with_a_tag_appended_decode():
     # the first check refused both: over 10,000 boxes (a 40 s M4A fragmented at every frame) and a box
     # "running past its container" (the ID3v1 tag after the last box)
-    import av
-
     x = np.tile(voice(seconds=4.0), 30)  # 40 s at 48 kHz: 1,875 fragments of 7 boxes
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4", options={"movflags": "frag_every_frame+empty_moov"}) as out:
-        stream = out.add_stream("aac", rate=48_000, layout="mono")
-        frame = av.AudioFrame.from_ndarray(x[None, :], format="flt", layout="mono")
-        frame.sample_rate = 48_000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    assert buf.getvalue().count(b"moof") > 1_800
-    assert decode(buf.getvalue()).duration_s == pytest.approx(40.0, abs=0.2)
+    fragmented = pyav_encoded(x, "mp4", "aac", rate=48_000, options={"movflags": "frag_every_frame+empty_moov"})
+    assert fragmented.count(b"moof") > 1_800
+    assert decode(fragmented).duration_s == pytest.approx(40.0, abs=0.2)
     tagged = aac_bytes(voice(seconds=2.0), "mp4") + b"TAG" + bytes(125)
     assert decode(tagged).duration_s == pytest.approx(2.0, abs=0.15)
 
@@ -411,21 +403,7 @@ def test_decoding_an_mp3_writes_nothing_on_stderr(rate, capfd):
 
 def aac_bytes(x: np.ndarray, container: str, channels: int = 1, rate: int = SR) -> bytes:
     """`x` (at `rate`) encoded by the FFmpeg in PyAV's wheels (its AAC encoder), in an M4A ("mp4") or as raw ADTS ("adts")."""
-    import tempfile
-
-    import av
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("clip.m4a" if container == "mp4" else "clip.aac")
-        with av.open(str(path), mode="w", format=container) as out:
-            stream = out.add_stream("aac", rate=rate, layout={1: "mono", 2: "stereo", 8: "7.1"}[channels])
-            # packed: PyAV's from_ndarray of 8 planes fails
-            frame = av.AudioFrame.from_ndarray(np.repeat(x, channels)[None, :].astype(np.float32), format="flt",
-                                               layout=stream.layout.name)
-            frame.sample_rate = rate
-            for packet in [*stream.encode(frame), *stream.encode(None)]:
-                out.mux(packet)
-        return path.read_bytes()
+    return pyav_encoded(x, container, "aac", rate=rate, channels=channels)
 
 
 @pytest.mark.parametrize("container, fmt", [("mp4", "M4A"), ("adts", "AAC")])
