@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.exceptions import RetryTask
@@ -45,6 +46,24 @@ def describe(error: Exception) -> str:
     if status is not None:
         return f"{type(error).__name__}: status {status}: {str(getattr(error, 'body', ''))[:500]}"
     return f"{type(error).__name__}: {error}"
+
+
+def every_minutes(n: int) -> Callable[[datetime], bool]:
+    """A Huey schedule that fires every `n` minutes, counted from the epoch (cron's `*/7` fires at :56 and
+    again at :00, and `*/90` hourly).
+
+    >>> seven = every_minutes(7)
+    >>> due = [m for m in range(180) if seven(datetime(2026, 12, 5, 10 + m // 60, m % 60))]
+    >>> due[:3], {b - a for a, b in zip(due, due[1:])}
+    ([6, 13, 20], {7})
+    >>> sum(every_minutes(90)(datetime(2026, 12, 5, h, m)) for h in range(24) for m in range(60))
+    16
+    """
+    epoch = datetime(1970, 1, 1)
+
+    def due(dt: datetime) -> bool:
+        return int((dt.replace(tzinfo=None) - epoch).total_seconds() // 60) % n == 0
+    return due
 
 
 class JobQueue:
@@ -82,7 +101,7 @@ class JobQueue:
                     review_project = -1
                 self._failed(review_project, review_task_id, e, decision_job, (review_task_id,), attempt)
 
-        @huey.periodic_task(crontab(minute=f"*/{reconcile_minutes}"), name="clesc.reconcile")
+        @huey.periodic_task(every_minutes(reconcile_minutes), name="clesc.reconcile")
         def reconcile_job() -> None:
             self.loop().reconcile(enqueue=self)
 

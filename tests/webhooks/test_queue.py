@@ -214,3 +214,16 @@ def test_a_long_job_keeps_its_lease_by_renewing_it(tmp_path):
         time.sleep(2.5)  # past the lease time: renewed every third of it
         assert not store.take_lease(PROJECT, 9, "another-job", 30)
     assert store.take_lease(PROJECT, 9, "another-job", 30)
+
+
+@pytest.mark.parametrize("minutes", [5, 7, 90])
+def test_the_worker_reconciles_every_n_minutes_as_documented(tmp_path, minutes):
+    """CLESC_RECONCILE_MINUTES=7 once fired at :56 and again at :00 (cron's */7), and 90 hourly."""
+    from datetime import datetime, timedelta
+
+    settings = Settings.from_env({"CLESC_HOME": str(tmp_path), "CLESC_RECONCILE_MINUTES": str(minutes)})
+    queue = JobQueue.from_settings(settings, loop_factory=lambda: None)
+    start = datetime(2026, 12, 5, 9, 0)
+    fired = [m for m in range(6 * 60)
+             if any(t.name == "clesc.reconcile" for t in queue.huey.read_periodic(start + timedelta(minutes=m)))]
+    assert len(fired) >= 3 and {b - a for a, b in zip(fired, fired[1:])} == {minutes}
