@@ -218,6 +218,13 @@ class Settings:
             job_lease_s=at_least("CLESC_JOB_LEASE_S", JOB_LEASE_S, 1.0),
         )
 
+    @property
+    def ml_basic_auth(self) -> tuple[str, str] | None:
+        """(user, password) LS sends to the ML backend, when both CLESC_ML_BASIC_AUTH_USER/PASS are set."""
+        if self.ml_basic_auth_user and self.ml_basic_auth_pass:
+            return self.ml_basic_auth_user, self.ml_basic_auth_pass
+        return None
+
     def ls_client(self):
         """An SDK client for the configured Label Studio (CLESC_LS_URL, CLESC_LS_TOKEN), retrying as
         every LS call of the project does (webhooks.ls_client)."""

@@ -23,7 +23,8 @@ def setup(settings: Settings, client: LabelStudio | None = None, echo: Callable[
 
     Titles come from CLESC_EXPERT_PROJECT, CLESC_CROWD_PROJECT and CLESC_REVIEW_PROJECT. `adopt=False` (what
     `clesc setup` does unless told `--adopt`) refuses same-titled projects clesc-studio did not set up
-    (NotOurs). With CLESC_ML_URL set, the ML backend is connected to both pools."""
+    (NotOurs). With CLESC_ML_URL set, the ML backend is connected to both pools, with
+    CLESC_ML_BASIC_AUTH_USER/PASS as the credentials LS sends it when they are set."""
     if not settings.webhook_secret:
         raise SystemExit("set CLESC_WEBHOOK_SECRET (any long random string) before `clesc setup`")
     client = client or settings.ls_client()
@@ -39,7 +40,7 @@ def setup(settings: Settings, client: LabelStudio | None = None, echo: Callable[
         echo(f"Review  tab {REVIEW_VIEW!r}: the proposed rejections, surest first")
     if settings.ml_url:
         for role in POOLS:
-            connected = ensure_ml_backend(client, projects[role].id, settings.ml_url)
+            connected = ensure_ml_backend(client, projects[role].id, settings.ml_url, basic_auth=settings.ml_basic_auth)
             echo(f"{projects[role].title:7s} ML backend {settings.ml_url}: {'connected' if connected else 'connected already'}")
     Store(settings.database_url).set_projects((p.id, role, p.title) for role, p in projects.items())
     return {role: p.id for role, p in projects.items()}

@@ -248,8 +248,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
             echo(f"  {pool.capitalize():7s} {n} clips  {server.url}/projects/{projects[pool]}/data")
         started_services = start_services(service_settings, echo)
         for pool in POOLS:
-            ensure_ml_backend(client, projects[pool], ml_url(service_settings),
-                              basic_auth=(service_settings.ml_basic_auth_user, service_settings.ml_basic_auth_pass))
+            ensure_ml_backend(client, projects[pool], ml_url(service_settings), basic_auth=service_settings.ml_basic_auth)
             retrieve_predictions(client, projects[pool])
         echo(f"ML backend {ml_url(service_settings)} connected to both pools: pace, pitch and volume pre-filled")
         annotate_samples(client, service_settings, projects, echo)

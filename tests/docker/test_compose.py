@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_label_studio_signs_up_by_invitation_only_and_takes_no_secret_on_its_com
 # against the compose schema and interpolates; no engine runs here and no image can be pulled) ----------
 
 DEPLOY_ENV = {"LS_TOKEN": "tok-compose-1", "CLESC_WEBHOOK_SECRET": "hook-compose-1", "POSTGRES_PASSWORD": "pw-compose-1",
-              "LS_ADMIN_PASSWORD": "admin-compose-1"}
+              "LS_ADMIN_PASSWORD": "admin-compose-1", "CLESC_ML_BASIC_AUTH_PASS": "ml-compose-1"}
 CLESC_SERVICES = ("clesc-serve", "clesc-worker", "clesc-sync", "clesc-ml-backend")
 
 
@@ -132,3 +133,31 @@ def test_health_checks_probe_the_ports_and_users_the_code_uses(resolved):
     llm = Settings.from_env(services["clesc-worker"]["environment"]).llm_url
     assert llm == "http://vllm:8000/v1" and "localhost:8000/health" in probe("vllm")
     assert resolved["services"]["clesc-worker"]["deploy"]["replicas"] == 2  # two workers on the Redis queue
+
+
+def test_setup_connects_the_ml_backend_with_the_credentials_it_asks_for(resolved, tmp_path):
+    """`setup` (run in clesc-worker) connects the backend it deploys, with its credentials, and the backend's
+    health check sends them: run here against a real `clesc ml-backend` started with that service's env."""
+    from scripts.local.process import free_port
+    from tests.helpers import Proc, wait_for
+
+    services = resolved["services"]
+    setup = Settings.from_env(services["clesc-worker"]["environment"])
+    ml_env = services["clesc-ml-backend"]["environment"]
+    ml = Settings.from_env(ml_env)
+    assert setup.ml_url == f"http://clesc-ml-backend:{ml.ml_port}"
+    assert setup.ml_basic_auth == ml.ml_basic_auth == ("label-studio", "ml-compose-1")
+    port = free_port()
+    probe = services["clesc-ml-backend"]["healthcheck"]["test"]
+    assert probe[:3] == ["CMD", "python3", "-c"]
+    code = probe[3].replace(f"localhost:{ml.ml_port}", f"127.0.0.1:{port}")
+    env = {**os.environ, **{k: str(v) for k, v in ml_env.items() if k.startswith("CLESC_ML_BASIC_AUTH")},
+           "CLESC_HOME": str(tmp_path), "CLESC_ML_PORT": str(port), "CLESC_WORKERS": "1"}
+    backend = Proc(["ml-backend"], env, tmp_path / "ml.log").start()
+    try:
+        run = lambda e: subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, timeout=30)  # noqa: E731
+        wait_for(lambda: run(env).returncode == 0, 60, 1, what="the health check to pass")
+        wrong = run({**env, "CLESC_ML_BASIC_AUTH_PASS": "not-it"})
+        assert wrong.returncode != 0 and b"401" in wrong.stderr
+    finally:
+        backend.stop()

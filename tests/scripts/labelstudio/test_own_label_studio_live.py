@@ -55,6 +55,17 @@ def clesc(env, *args, check=True):
     return r
 
 
+def wait_for_prefills(ls, project: int) -> None:
+    """Until every task of the project holds a pre-fill of the ML backend (at most 2 minutes)."""
+    tasks = list(ls.tasks.list(project=project, page_size=100))
+
+    def predicted():
+        return all(any((p.model_version or "").startswith("clesc-acoustic") and p.result
+                       for p in ls.predictions.list(task=t.id)) for t in tasks)
+
+    wait_for(predicted, 120, 1, what="pre-fills for every clip")
+
+
 def test_the_legacy_token_is_off_and_the_personal_token_works(team):
     import requests
 
@@ -136,13 +147,7 @@ def test_the_ml_backend_prefills_with_a_personal_token(team, tmp_path):
         import_folder(ls, project, media / "clips")
         ls.ml.create(project=project, url=url, title="clesc acoustic", is_interactive=False)
         ls.actions.create(id="retrieve_tasks_predictions", project=project, selected_items={"all": True, "excluded": []})
-        tasks = list(ls.tasks.list(project=project, page_size=100))
-
-        def predicted():
-            return all(any((p.model_version or "").startswith("clesc-acoustic") and p.result
-                           for p in ls.predictions.list(task=t.id)) for t in tasks)
-
-        wait_for(predicted, 120, 1, what="pre-fills for every clip")
+        wait_for_prefills(ls, project)
         log = (tmp_path / "ml.log").read_text()
         assert "answered 401" not in log and token not in log
         assert requests.get(server.url + "/api/projects", timeout=10,
@@ -150,3 +155,44 @@ def test_the_ml_backend_prefills_with_a_personal_token(team, tmp_path):
     finally:
         backend.stop()
         ls.projects.delete(project)
+
+
+def test_setup_connects_the_ml_backend_with_its_credentials(team, tmp_path):
+    """`clesc setup` with CLESC_ML_URL and the backend's basic-auth credentials: LS sends them, so Retrieve
+    predictions pre-fills (setup once connected it without them, and LS got 401 on every call)."""
+    import requests
+
+    from scripts.labelstudio.projects import retrieve_predictions
+
+    server, token, env, media = team
+    ls = connect(server.url, token)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    auth = ("label-studio", secrets.token_urlsafe(12))
+    ml_env = {**env, "CLESC_HOME": str(tmp_path), "CLESC_ML_PORT": str(port), "CLESC_WORKERS": "1",
+              "CLESC_ML_MIN_SCORE": "0", "CLESC_ML_URL": url,
+              "CLESC_ML_BASIC_AUTH_USER": auth[0], "CLESC_ML_BASIC_AUTH_PASS": auth[1]}
+    ml_env.pop("CLESC_ML_AUDIO_ROOT", None)
+    backend = Proc(["ml-backend"], ml_env, tmp_path / "ml.log").start()
+
+    def backend_status():
+        try:
+            return requests.get(url + "/health", timeout=2).status_code
+        except requests.RequestException:
+            return None
+
+    try:
+        wait_for(lambda: backend_status() == 401, 60, what="the ML backend")
+        assert requests.get(url + "/health", auth=auth, timeout=2).ok
+        clesc({**ml_env, "CLESC_HOME": env["CLESC_HOME"]}, "setup")
+        clesc(env, "import", str(media / "clips"))
+        crowd = next(p.id for p in ls.projects.list() if p.title == "Team crowd")
+        retrieve_predictions(ls, crowd)
+        wait_for_prefills(ls, crowd)
+        log = (tmp_path / "ml.log").read_text()
+        assert "answered 401" not in log and auth[1] not in log
+    finally:
+        backend.stop()
+        for p in ls.projects.list():
+            for b in ls.ml.list(project=p.id):
+                ls.ml.delete(b.id)
