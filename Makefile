@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 ls-env: install
 	$(VENV)/bin/clesc ls install
 
-# vLLM (CPU build) in its own environment, for the tests' real LLM server with a tiny random Mixtral.
+# vLLM (CPU build) in its own environment, for the tests' real LLM server (SmolLM2-135M-Instruct, a tiny random Mixtral).
 vllm-env: install
 	$(VENV)/bin/clesc vllm-install
 

@@ -109,7 +109,11 @@ DEFAULT_CALIBRATION = Calibration()
 
 
 def model_version(calibration: Calibration) -> str:
-    """The model_version string for predictions made with this calibration, e.g. 'audio-rules-v2-real-speech-dev'."""
+    """The model_version string for predictions made with this calibration.
+
+    >>> model_version(DEFAULT_CALIBRATION)
+    'audio-rules-v3-real-speech-dev'
+    """
     return f"audio-rules-v{CALIBRATION_VERSION}-{calibration.name}"
 
 

@@ -224,7 +224,7 @@ def judge(
 
 @app.command()
 def features(
-    files: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).", exists=True, dir_okay=False)],
+    files: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3, M4A/AAC).", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Measure local audio files and label pace, pitch and volume as the ML backend does."""
@@ -500,8 +500,8 @@ def demo(
 ) -> None:
     """Start a local Label Studio with the Expert and Crowd projects and the sample clips.
 
-    Runs until Ctrl-C, then stops what it started. With CLESC_DEMO_DETACH=1 it leaves Label Studio
-    running in the background and returns.
+    Runs until Ctrl-C, then stops what it started. With CLESC_DEMO_DETACH=1 it leaves Label Studio, the
+    service, the worker and the ML backend running in the background and returns.
     """
     from scripts.local.demo import run_demo, stop_detached
 

@@ -1,7 +1,10 @@
 """WSGI entries for other servers, settings from CLESC_* variables:
 
-    gunicorn 'scripts.wsgi:webhooks()'      the webhook service
-    gunicorn 'scripts.wsgi:ml_backend()'    the ML backend
+    waitress-serve --call 'scripts.wsgi:webhooks'   the webhook service
+    gunicorn 'scripts.wsgi:ml_backend()'            the ML backend
+
+`clesc serve` runs the webhook service under waitress with CLESC_READ_TIMEOUT_S; another server for it must
+read whole requests before the app runs (gunicorn's gthread worker let slow clients hold its threads).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ What it holds:
 - store.py: the durable store (SQLAlchemy: SQLite or PostgreSQL); queue.py: the Huey job queue;
 - ls_client.py: the Label Studio client every call goes through (one retry policy);
 - worker.py: `JudgeLoop`, the worker's jobs (judge a task, write back, ops decisions, reconcile);
-- runners.py: the long-running processes (gunicorn, the Huey consumer);
+- runners.py: the long-running processes (waitress, gunicorn, the Huey consumer);
 - private.py: owner-only folders and files (CLESC_HOME, LS's data dir, the databases);
 - judge/: the judge backends (rules, llm), pure apart from the LLM's HTTP client.
 

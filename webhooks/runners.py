@@ -1,4 +1,5 @@
-"""Entry points of the long-running processes: the web service under gunicorn, and the queue worker."""
+"""Entry points of the long-running processes: the web service under waitress, the ML backend under gunicorn,
+and the queue worker."""
 
 from __future__ import annotations
 

@@ -2,5 +2,6 @@
 
     .venv/bin/python -m scripts.bench NAME [OPTIONS]     (NAME: see `python -m scripts.bench --help`)
 
-Each module has a `main(argv)`; `synthetic.py` makes the synthetic datasets they (and some tests) use.
+Each benchmark is a module with a `main(argv)`; `synthetic.py` makes the synthetic datasets they (and some
+tests) use, and `annotators.py` is the simulated project of the judge's benchmarks (persistent annotator types).
 """

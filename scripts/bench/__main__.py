@@ -5,17 +5,19 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 import scripts.bench as package
 
 
 def benchmarks() -> dict[str, str]:
-    """Benchmark name (module name with '-' for '_') -> module name."""
+    """Benchmark name (module name with '-' for '_') -> module name: the modules with a `main(argv)`
+    (read from their source: importing them all would load torch and PyAV for a --help)."""
     names = {}
     for info in pkgutil.iter_modules(package.__path__):
-        if info.name.startswith("_") or info.name == "synthetic":
-            continue
-        names[info.name.replace("_", "-")] = info.name
+        source = Path(package.__path__[0], info.name + ".py")
+        if not info.name.startswith("_") and "\ndef main(" in source.read_text():
+            names[info.name.replace("_", "-")] = info.name
     return names
 
 
