@@ -170,13 +170,12 @@ def validate(
 ) -> None:
     """Check every annotation of an LS JSON export against the schema; list what is wrong."""
     from label_config.records import check_tasks
+    from webhooks.judge.offline import load_export
 
     try:
-        tasks = json.loads(export.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise _fail(f"{export} is not JSON: {e}") from None
-    if not isinstance(tasks, list):
-        raise _fail(f"{export}: expected a JSON array of tasks")
+        tasks = load_export(export)
+    except ValueError as e:
+        raise _fail(str(e)) from None
     valid, problems = check_tasks(tasks)
     for task_id, error in problems:
         typer.echo(f"task {task_id}: {error}")
@@ -457,11 +456,16 @@ def report(
     from scripts.report import make_report, rates
 
     settings = _settings()
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out} is not a folder: report.json, report.html and the PNGs go into one")
     ds = _dataset(expert_export, crowd_export, clesc, embeddings=embeddings)
     started = time.monotonic()
-    figures, paths = make_report(ds, out, rates=rates(settings), bootstrap=bootstrap, seed=seed, embeddings=embeddings,
-                                 similarity_sample=similarity_sample, judge=judge, min_labels=min_labels,
-                                 progress=lambda msg: typer.echo(f"  {msg}", err=True))
+    try:
+        figures, paths = make_report(ds, out, rates=rates(settings), bootstrap=bootstrap, seed=seed,
+                                     embeddings=embeddings, similarity_sample=similarity_sample, judge=judge,
+                                     min_labels=min_labels, progress=lambda msg: typer.echo(f"  {msg}", err=True))
+    except OSError as e:
+        raise _fail(f"{out}: the report could not be written ({e.strerror or e}); the previous one is unchanged") from None
     typer.echo(f"{figures['clips']} clips, expert {figures['expert']['annotations']} and crowd "
                f"{figures['crowd']['annotations']} annotations -> {out} ({len(paths)} files, {time.monotonic() - started:.1f} s)")
     if ds.errors:
@@ -480,11 +484,17 @@ def export(
 ) -> None:
     """Export both pools' labels per clip: CLESC columns and cell format, or JSONL with consensus, verdicts, measures."""
     from scripts.pools.export import FORMATS, write
+    from webhooks.files import check_output
 
     if fmt not in FORMATS:
         raise _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    ds = _dataset(expert_export, crowd_export, clesc, embeddings=False)
-    result = write(ds, fmt, out, include_rejected=include_rejected)
+    inputs = [p for p in (expert_export, crowd_export, clesc) if p is not None]
+    try:
+        check_output(out, inputs)  # before reading: a wrong --out is said at once
+        ds = _dataset(expert_export, crowd_export, clesc, embeddings=False)
+        result = write(ds, fmt, out, include_rejected=include_rejected, inputs=inputs)
+    except ValueError as e:
+        raise _fail(str(e)) from None
     typer.echo(f"{result.summary()} -> {out}")
     if ds.errors:
         typer.echo(f"{len(ds.errors)} parts of the input could not be read:", err=True)

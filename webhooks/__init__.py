@@ -8,6 +8,7 @@ What it holds:
 - worker.py: `JudgeLoop`, the worker's jobs (judge a task, write back, ops decisions, reconcile);
 - runners.py: the long-running processes (waitress, gunicorn, the Huey consumer);
 - private.py: owner-only folders and files (CLESC_HOME, LS's data dir, the databases);
+- files.py: output files written whole or not at all, never over an input (judge, export, report);
 - judge/: the judge backends (rules, llm), pure apart from the LLM's HTTP client.
 
 May import: label_config, and its own modules; never scripts or ml_backend.

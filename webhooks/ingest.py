@@ -62,22 +62,26 @@ def _too_deep(text: str, limit: int) -> bool:
     return bool(brackets) and max(accumulate(map(_STEP.__getitem__, brackets))) > limit
 
 
+class _Refused(ValueError):
+    """What is wrong with a JSON value, said without where (decode_json adds that)."""
+
+
 def _parse_int(s: str) -> int:
     value = int(s)
     if abs(value) > MAX_INT:
-        raise BadPayload(f"an integer in the body is outside the 64-bit range ({len(s)} digits)")
+        raise _Refused(f"an integer is outside the 64-bit range ({len(s)} digits)")
     return value
 
 
 def _parse_float(s: str) -> float:
     value = float(s)
     if not math.isfinite(value):
-        raise BadPayload("a number in the body overflows to infinity")
+        raise _Refused("a number overflows to infinity")
     return value
 
 
 def _parse_constant(name: str) -> Any:
-    raise BadPayload(f"{name} is not JSON (numbers must be finite)")
+    raise _Refused(f"{name} is not JSON (numbers must be finite)")
 
 
 def _check_strings(value: Any) -> None:
@@ -95,32 +99,43 @@ def _check_strings(value: Any) -> None:
             try:
                 v.encode("utf-8")
             except UnicodeEncodeError:
-                raise BadPayload("a string in the body holds a lone surrogate (\\ud800-\\udfff): not UTF-8") from None
+                raise _Refused("a string holds a lone surrogate (\\ud800-\\udfff): not UTF-8") from None
             if "\x00" in v:
-                raise BadPayload("a string in the body holds NUL (\\u0000), which cannot be stored")
+                raise _Refused("a string holds NUL (\\u0000), which cannot be stored")
 
 
 def decode_body(raw: bytes) -> Any:
-    """The JSON value of a request body, strictly: UTF-8 only, nested at most MAX_DEPTH deep, finite
-    numbers, 64-bit integers, storable strings. BadPayload says what is wrong (never a value)."""
+    """The JSON value of a request body, strictly (decode_json)."""
+    return decode_json(raw, "body")
+
+
+def decode_json(raw: bytes, what: str) -> Any:
+    """The JSON value of `raw`, strictly: UTF-8 only, nested at most MAX_DEPTH deep, finite numbers, 64-bit
+    integers, storable strings. BadPayload names `what` (a body, a file) and what is wrong (never a value).
+
+    >>> decode_json(b'{"n": Infinity}', "tasks.json")
+    Traceback (most recent call last):
+    ...
+    webhooks.ingest.BadPayload: tasks.json: Infinity is not JSON (numbers must be finite)
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BadPayload(f"body is not UTF-8: invalid byte at {e.start}") from None
+        raise BadPayload(f"{what} is not UTF-8: invalid byte at {e.start}") from None
     if _too_deep(text, MAX_DEPTH):
-        raise BadPayload(f"body is nested deeper than {MAX_DEPTH} levels")
+        raise BadPayload(f"{what} is nested deeper than {MAX_DEPTH} levels")
     try:
         value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
-    except BadPayload:
-        raise
+        if _RISKY_ESCAPE.search(text):
+            _check_strings(value)
+    except _Refused as e:
+        raise BadPayload(f"{what}: {e}") from None
     except json.JSONDecodeError as e:
-        raise BadPayload(f"body is not JSON: {e.msg} at character {e.pos}") from None
+        raise BadPayload(f"{what} is not JSON: {e.msg} at character {e.pos}") from None
     except RecursionError:  # not reachable past the depth check; kept so that it could never be a 500
-        raise BadPayload(f"body is nested deeper than {MAX_DEPTH} levels") from None
+        raise BadPayload(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:  # an integer literal longer than Python converts (4,300 digits)
-        raise BadPayload("body is not JSON: a number cannot be read") from None
-    if _RISKY_ESCAPE.search(text):
-        _check_strings(value)
+        raise BadPayload(f"{what} is not JSON: a number cannot be read") from None
     return value
 
 

@@ -19,6 +19,7 @@ consensus, the acoustic measures, and every annotation with its words, lead time
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,27 +113,33 @@ def jsonl_records(ds: Dataset, *, include_rejected: bool = False) -> tuple[list[
     return out, report
 
 
-def write(ds: Dataset, fmt: str, out: Path, *, include_rejected: bool = False) -> ExportReport:
-    """Write the export; the file appears whole or not at all (written to a temporary name, then renamed)."""
+def write(ds: Dataset, fmt: str, out: Path, *, include_rejected: bool = False,
+          inputs: Iterable[str | Path] = ()) -> ExportReport:
+    """Write the export; the file appears whole or not at all, and never over one of `inputs`
+    (webhooks.files.write_whole: ValueError says why not)."""
+    from webhooks.files import write_whole
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
     if fmt == "jsonl":
         records, report = jsonl_records(ds, include_rejected=include_rejected)
-        with partial.open("w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+        def fill(tmp: Path) -> None:
+            with tmp.open("w", encoding="utf-8") as f:
+                for record in records:
+                    f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
     else:
         import pandas as pd
 
         rows, report = clesc_rows(ds, include_rejected=include_rejected)
         frame = pd.DataFrame(rows, columns=list(COLUMNS))
-        if fmt == "parquet":
-            frame.to_parquet(partial, index=False)
-        else:
-            frame.to_csv(partial, index=False)
-    partial.replace(out)
+
+        def fill(tmp: Path) -> None:
+            if fmt == "parquet":
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
+    write_whole(out, fill, inputs=inputs)
     return report
 
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -28,7 +31,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 
 from label_config.schema import CATEGORICAL, POOLS, WORD_KINDS
-from scripts.report.plots import counted_pairs, draw_all, get, interval, number, worker_label
+from scripts.report.plots import counted_pairs, draw_all, get, interval, number, plot_names, worker_label
 
 # --- the page ---------------------------------------------------------------------------------
 
@@ -332,11 +335,25 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
     report.json comes first (ValueError if the report holds NaN or infinity: the builder must turn
     them into None). A plot without data is not drawn; a plot that fails is skipped, logged and
     named on the page. The HTML page embeds the plots, so it can be mailed or archived on its own.
+    Everything is written into a temporary folder inside `out_dir` and moved in at the end: a run that
+    fails (a full disk, an error half-way) leaves the previous report as it was.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    work = Path(tempfile.mkdtemp(dir=out_dir, prefix=".report.", suffix=".partial"))
+    try:
+        names = _write_into(report, work)
+        for name in names:
+            os.replace(work / name, out_dir / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for name in set(plot_names(report)) - set(names):  # not drawn this time: the old file would mislead
+        (out_dir / name).unlink(missing_ok=True)
+    return [out_dir / name for name in names]
 
+
+def _write_into(report: dict, out_dir: Path) -> list[str]:
+    written: list[Path] = []
     json_path = out_dir / "report.json"
     json_path.write_text(json.dumps(report, indent=1, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
     written.append(json_path)
@@ -366,4 +383,4 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
     html_path = out_dir / "report.html"
     html_path.write_text(html, encoding="utf-8")
     written.append(html_path)
-    return written
+    return [p.name for p in written]

@@ -443,6 +443,11 @@ def _titles(fig: Any) -> tuple[str, ...]:
     return tuple(t for t in texts + [ax.get_title() for ax in fig.axes] if t)
 
 
+def plot_names(report: Mapping) -> list[str]:
+    """The file names of the plots this report may draw."""
+    return [plot.name for plot in _plots(report)]
+
+
 def draw_all(report: Mapping, out_dir: Path) -> tuple[list[Drawn], list[str]]:
     """Draw every plot that has data into `out_dir`: ([Drawn], notes on the plots that failed).
 

@@ -125,3 +125,90 @@ def test_bad_settings_are_named():
 def test_import_refuses_an_unknown_pool():
     result = run("import", "x.csv", "--pool", "everyone")
     assert result.exit_code == 2 and "--pool must be both, expert or crowd" in result.output
+
+
+# --- outputs: whole or not at all, never over an input; unreadable inputs: one line, no traceback -------
+
+
+def _many_tasks(tmp_path, n=40):
+    record = to_annotation(LabelRecord("fast", "low", "loud", emotion=("happy",)))
+    tasks = [{"id": i, "data": {"audio": f"/a{i}.wav"}, "annotations": [{**record, "id": 10 * i + k, "completed_by": k}
+                                                                         for k in range(3)]} for i in range(1, n + 1)]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    return path
+
+
+def test_an_output_never_replaces_its_input(tmp_path):
+    export = _many_tasks(tmp_path)
+    before = export.read_bytes()
+    judged = run("judge", "--export", str(export), "--out", str(export))
+    assert judged.exit_code == 2 and "is also an input" in judged.output
+    exported = run("export", "--expert-export", str(export), "--crowd-export", str(export), "--out", str(export),
+                   "--format", "jsonl")
+    assert exported.exit_code == 2 and "is also an input" in exported.output
+    assert export.read_bytes() == before
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_and_left_as_it_is(tmp_path):
+    import os
+    import stat
+
+    export = _many_tasks(tmp_path, 2)
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    for args in (["judge", "--export", str(export), "--out", str(tmp_path)],
+                 ["judge", "--export", str(export), "--out", str(fifo)],
+                 ["export", "--expert-export", str(export), "--crowd-export", str(export), "--out", str(fifo),
+                  "--format", "jsonl"]):
+        result = run(*args)
+        assert result.exit_code == 2 and "is not a regular file" in result.output, args
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["export.json", "fifo.jsonl"]
+    assert run("report", "--expert-export", str(export), "--crowd-export", str(export), "--out", str(export),
+               "--no-embeddings").exit_code == 2
+    nested = tmp_path / "new" / "folder" / "v.json"
+    assert run("judge", "--export", str(export), "--out", str(nested)).exit_code == 0 and json.loads(nested.read_text())
+
+
+def test_a_run_that_cannot_finish_writing_keeps_the_previous_output(tmp_path):
+    """A file-size limit (as a full disk would) stops the write half-way: the old VERDICTS.json and report
+    stay whole (they were truncated in place), no temporary file is left, and the error is one line."""
+    import resource
+    import signal
+    import subprocess
+
+    from tests.helpers import CLESC
+
+    export = _many_tasks(tmp_path)
+    out, report = tmp_path / "verdicts.json", tmp_path / "report"
+    assert run("judge", "--export", str(export), "--out", str(out)).exit_code == 0
+    assert run("report", "--expert-export", str(export), "--crowd-export", str(export), "--out", str(report),
+               "--no-embeddings", "--bootstrap", "20").exit_code == 0
+    before = {p: p.read_bytes() for p in [out, *report.iterdir()]}
+    assert len(before[out]) > 8192 and len(before[report / "report.json"]) > 8192
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    for args in (["judge", "--export", str(export), "--out", str(out), "--judge", "rules"],
+                 ["report", "--expert-export", str(export), "--crowd-export", str(export), "--out", str(report),
+                  "--no-embeddings", "--bootstrap", "20"]):
+        r = subprocess.run([CLESC, *args], capture_output=True, text=True, timeout=300, preexec_fn=limited,
+                           env={**__import__("os").environ, **NO_LS})
+        assert r.returncode == 2 and "could not be written" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert {p: p.read_bytes() for p in [out, *report.iterdir()]} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json", "report", "verdicts.json"]
+
+
+@pytest.mark.parametrize("text, said", [("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+                                        ('[{"id": 1, "annotations": [{"completed_by": Infinity}]}]', "Infinity"),
+                                        ('[{"id": 1, "annotations": [{"completed_by": 1e400}]}]', "infinity")])
+def test_unreadable_json_is_one_clear_line(tmp_path, text, said):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    for args in (["validate", str(bad)], ["judge", "--export", str(bad), "--out", str(tmp_path / "v.json")],
+                 ["export", "--expert-export", str(bad), "--crowd-export", str(bad), "--out", str(tmp_path / "x.csv")]):
+        result = run(*args)  # catch_exceptions=False: a traceback fails the test
+        assert result.exit_code == 2 and said in result.output and str(bad) in result.output, (args, result.output)
+    assert not (tmp_path / "v.json").exists() and not (tmp_path / "x.csv").exists()

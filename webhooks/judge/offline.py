@@ -40,12 +40,20 @@ def judge_export(tasks: Sequence[Mapping[str, Any]], judge: Judge, progress: Pro
 
 
 def load_export(path: str | Path) -> list[dict[str, Any]]:
-    """Read an LS JSON export; ValueError says what is wrong with the file (which task, which key)."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Read an LS JSON export; ValueError says what is wrong with the file (which task, which key).
+
+    Its JSON is read as strictly as a webhook's body (webhooks.ingest.decode_json: UTF-8, nesting, finite
+    numbers, 64-bit integers)."""
+    from webhooks.ingest import decode_json
+
     try:
-        tasks = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e}); expected a Label Studio JSON export") from None
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
+    try:
+        tasks = decode_json(raw, str(path))
+    except ValueError as e:
+        raise ValueError(f"{e}; expected a Label Studio JSON export") from None
     if not isinstance(tasks, list):
         raise ValueError(f"{path}: expected a JSON list of tasks (a Label Studio JSON export), got {type(tasks).__name__}")
     for i, task in enumerate(tasks):
@@ -61,8 +69,13 @@ def load_export(path: str | Path) -> list[dict[str, Any]]:
 def judge_file(export: str | Path, out: str | Path, judge: Judge, progress: Progress | None = None) -> list[dict[str, Any]]:
     """`clesc judge`: VERDICTS.json for an LS JSON export file, written to `out`; the verdicts.
 
-    ValueError (from load_export) names what is wrong with the export.
+    ValueError names what is wrong with the export (load_export) or with `out` (webhooks.files: it is
+    written whole or not at all, and never over the export).
     """
+    from webhooks.files import check_output, write_whole
+
+    check_output(out, [export])  # before judging: a wrong --out is said at once
     verdicts = judge_export(load_export(export), judge, progress=progress)
-    Path(out).write_text(json.dumps(verdicts, indent=1, ensure_ascii=False))
+    text = json.dumps(verdicts, indent=1, ensure_ascii=False)
+    write_whole(out, lambda tmp: tmp.write_text(text, encoding="utf-8"), inputs=[export])
     return verdicts
