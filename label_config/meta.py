@@ -42,6 +42,10 @@ def _mapping(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _numbers(value: Any) -> dict[int, float]:
     out = {}
     for key, number in (_mapping(value) or {}).items():
@@ -118,7 +122,7 @@ class JudgeMeta:
         return cls(
             status=data["status"],
             consensus=dict(_mapping(data.get("consensus")) or {}),
-            rejected=tuple(i for i in (_int(x) for x in data.get("rejected") or []) if i is not None),
+            rejected=tuple(i for i in (_int(x) for x in _items(data.get("rejected"))) if i is not None),
             reasons=reasons,
             judge=dict(_mapping(data.get("judge")) or {}),
             confidence=_numbers(data.get("confidence")),

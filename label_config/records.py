@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from label_config.redact import redact
 from label_config.schema import ATTRIBUTES, AUDIO, OTHER, WORD_KINDS
 from label_config.taxonomy import Taxonomy, load_taxonomy
 
@@ -39,7 +40,17 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.message} (got {self.value!r})"
+        return f"{self.field}: {self.message} (got {shown(self.value)})"
+
+
+def shown(value: Any, limit: int = 120) -> str:
+    """`value` as an error message quotes it: its repr, secret-looking keys redacted, cut at `limit` characters.
+
+    >>> shown({"token": "abc", "choices": "x" * 200}, limit=40)
+    "{'token': '[redacted]', 'choices': 'xxxx..."
+    """
+    text = repr(redact(value))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class InvalidLabel(ValueError):

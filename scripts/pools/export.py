@@ -6,7 +6,8 @@ annotations unless `include_rejected`; CLESC has three columns per pool, so a po
 annotations of a clip are left out of it (counted in `ExportReport.left_out`; the JSONL keeps all).
 
 JSONL: one object per clip: its audio and task data, and per pool the LS task, the judge's status and
-consensus, the acoustic measures, and every annotation with its words, lead time and verdict.
+consensus, the acoustic measures, and every annotation with its words, lead time and verdict; the value
+under any secret-looking key (token, password, api_key, ...: label_config.redact) is "[redacted]".
 
 >>> from scripts.pools.sources import from_clesc_rows
 >>> cell = ("{'pace': 'slow', 'pitch': 'low', 'voice': '', 'volume': 'quiet', "
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from label_config.clesc import COLUMNS, OVERLAP, POOL_COLUMNS, format_cell
+from label_config.redact import redact
 from label_config.schema import ATTRIBUTES, POOLS, WORD_KINDS
 from scripts.pools.dataset import Annotation, Dataset
 
@@ -127,7 +129,7 @@ def write(ds: Dataset, fmt: str, out: Path, *, include_rejected: bool = False,
         def fill(tmp: Path) -> None:
             with tmp.open("w", encoding="utf-8") as f:
                 for record in records:
-                    f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                    f.write(json.dumps(redact(record), ensure_ascii=False, default=str) + "\n")
     else:
         import pandas as pd
 

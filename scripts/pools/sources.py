@@ -120,7 +120,7 @@ def read_table(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",")
         else:
             raise ValueError(f"{path}: unknown file type {suffix!r} (use .parquet, .csv, .tsv or .jsonl)")
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError, AttributeError) as e:  # pandas' own, e.g. a JSONL line that is no object
         if isinstance(e, ValueError) and str(e).startswith(str(path)):
             raise
         raise ValueError(f"{path}: cannot read it as {suffix.lstrip('.')}: {e}") from None
@@ -146,14 +146,15 @@ def _measures(task: Mapping[str, Any]) -> dict[str, Any]:
              if isinstance(p, Mapping) and str(p.get("model_version") or "").startswith(ACOUSTIC_MODEL_PREFIX)]
     if not preds:
         return {}
-    pred = max(preds, key=lambda p: (str(p.get("created_at") or ""), p.get("id") or 0))
+    pred = max(preds, key=lambda p: (str(p.get("created_at") or ""), p["id"] if isinstance(p.get("id"), int) else 0))
     out: dict[str, Any] = {"model_version": pred.get("model_version"), "score": pred.get("score"),
                            "created_at": pred.get("created_at")}
     for item in pred.get("result") or []:
         if not isinstance(item, Mapping):
             continue
-        choices = (item.get("value") or {}).get("choices") or []
-        if item.get("from_name") and choices:
+        value = item.get("value")
+        choices = value.get("choices") if isinstance(value, Mapping) else None
+        if isinstance(item.get("from_name"), str) and isinstance(choices, list) and choices and isinstance(choices[0], str):
             out[item["from_name"]] = choices[0]
         if isinstance(item.get("meta"), Mapping) and "measures" in item["meta"]:
             out["measures"] = item["meta"]["measures"]
@@ -199,7 +200,7 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
                 continue
             user = user_id(ann.get("completed_by"))
             email = ann["completed_by"].get("email") if isinstance(ann.get("completed_by"), Mapping) else None
-            email = email or emails.get(user)
+            email = (email if isinstance(email, str) else None) or emails.get(user)
             worker = worker_name(user, email)
             if email and not email.endswith("@" + WORKER_EMAIL_DOMAIN):
                 ds.emails.setdefault(worker, email)

@@ -212,3 +212,35 @@ def test_unreadable_json_is_one_clear_line(tmp_path, text, said):
         result = run(*args)  # catch_exceptions=False: a traceback fails the test
         assert result.exit_code == 2 and said in result.output and str(bad) in result.output, (args, result.output)
     assert not (tmp_path / "v.json").exists() and not (tmp_path / "x.csv").exists()
+
+
+def test_export_and_judge_keep_secrets_and_malformed_fields_out(tmp_path):
+    """Found by a red-team pass: task data, consensus and measures were copied into the JSONL verbatim (a
+    `token` in the task data too), an invalid label's value was quoted whole, and a number where a list or
+    a string was expected (`meta.clesc.rejected`, `completed_by.email`, a prediction's `from_name`) was a
+    traceback in export and report."""
+    export = _many_tasks(tmp_path, 1)
+    tasks = json.loads(export.read_text())
+    task = tasks[0]
+    task["data"].update(token="SECRET-DATA-1", task_data_password="SECRET-DATA-2")
+    task["meta"] = {"clesc": {"status": "accepted", "rejected": 5, "consensus": {"api_key": "SECRET-CONS-3"}}}
+    task["annotations"][0]["completed_by"] = {"id": 1, "email": 5}
+    task["predictions"] = [{"id": "x", "model_version": "clesc-acoustic-1", "result": [
+        {"from_name": ["pace"], "value": {"choices": "fast"}},
+        {"from_name": "pitch", "value": {"choices": ["low"]}, "meta": {"measures": {"token": "SECRET-MEAS-4"}}}]},
+        {"id": 3, "model_version": "clesc-acoustic-1", "result": []}]
+    task["annotations"][1]["result"][0]["value"]["choices"] = {"token": "SECRET-LABEL-5", "pad": "x" * 5000}
+    export.write_text(json.dumps(tasks))
+    out = tmp_path / "out.jsonl"
+    result = run("export", "--expert-export", str(export), "--crowd-export", str(export), "--out", str(out),
+                 "--format", "jsonl", "--all")
+    assert result.exit_code == 0, result.output
+    verdicts = tmp_path / "v.json"
+    assert run("judge", "--export", str(export), "--out", str(verdicts)).exit_code == 0
+    validated = run("validate", str(export))
+    written = out.read_text() + verdicts.read_text() + validated.output + result.output
+    assert "SECRET" not in written and "x" * 200 not in written
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["data"]["token"] == "[redacted]"
+    assert run("report", "--expert-export", str(export), "--crowd-export", str(export), "--out", str(tmp_path / "r"),
+               "--no-embeddings", "--bootstrap", "20").exit_code == 0
