@@ -103,6 +103,19 @@ def clip_key(data: Mapping[str, Any]) -> str | None:
     return audio.strip() if isinstance(audio, str) and audio.strip() else None
 
 
+def is_cancelled(annotation: Any) -> bool:
+    """A skipped annotation (LS's `was_cancelled` true). A value that is no boolean is not a skip:
+    `parse_annotation` rejects it, so the label is reported rather than silently not counted.
+
+    >>> is_cancelled({"was_cancelled": True}), is_cancelled({"was_cancelled": "false"}), is_cancelled({})
+    (True, False, False)
+    """
+    if not isinstance(annotation, Mapping):
+        return False
+    value = annotation.get("was_cancelled")
+    return value is True or (type(value) is int and value == 1)
+
+
 def parse_annotation(annotation: Mapping[str, Any], taxonomy: Taxonomy | None = None) -> LabelRecord:
     """Parse one LS annotation (its `result` list and ids) into a LabelRecord.
 
@@ -115,6 +128,10 @@ def parse_annotation(annotation: Mapping[str, Any], taxonomy: Taxonomy | None = 
     problems: list[Problem] = []
     if not isinstance(annotation, Mapping):
         raise InvalidLabel([Problem("annotation", type(annotation).__name__, "expected a JSON object")])
+    cancelled = annotation.get("was_cancelled")
+    if cancelled is not None and type(cancelled) is not bool and not (type(cancelled) is int and cancelled in (0, 1)):
+        # a string "false" would read as a skip to a bare truth test, and the label would silently not count
+        raise InvalidLabel([Problem("was_cancelled", cancelled, "expected true or false")], annotation.get("id"))
     result = annotation.get("result")
     if not isinstance(result, list):
         raise InvalidLabel([Problem("result", result, "expected a list of results")], annotation.get("id"))
@@ -284,7 +301,7 @@ def check_tasks(tasks: Any, taxonomy: Taxonomy | None = None) -> tuple[int, list
         if not isinstance(task, Mapping):
             continue
         for ann in task.get("annotations") or []:
-            if isinstance(ann, Mapping) and ann.get("was_cancelled"):
+            if is_cancelled(ann):
                 continue
             try:
                 parse_annotation(ann, tax)

@@ -193,7 +193,13 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Load the taxonomy shipped with the package, or another file in the same format."""
     if path is None:
         return _packaged()
-    return parse_taxonomy(Path(path).read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise TaxonomyError(f"{path}: not UTF-8 text (byte {e.start}); save the taxonomy as UTF-8") from None
+    except OSError as e:
+        raise TaxonomyError(f"{path}: cannot be read ({e.strerror or e})") from None
+    return parse_taxonomy(text, source=str(path))
 
 
 @lru_cache(maxsize=1)

@@ -36,7 +36,7 @@ from label_config.schema import ATTRIBUTES, AUDIO, POOLS, REVIEW, WORD_KINDS
 from label_config.records import user_id
 from webhooks.judge import Policy, RulesJudge, TaskVerdict
 from webhooks.judge.reliability import BORDERLINE, Skill
-from webhooks.judge.rules import HARD_CONFIDENCE
+from webhooks.judge.rules import ALONE_CODES, HARD_CONFIDENCE
 from webhooks.judge.verdict import task_status
 from webhooks.settings import Settings
 from webhooks.store import Store, TaskLease
@@ -497,7 +497,9 @@ class JudgeLoop:
         stored = self.store.verdict(review["project_id"], review["task_id"])
         for a in (stored or {}).get("verdict", {}).get("annotations", []):
             if a.get("annotation_id") == review["annotation_id"]:
-                return not any(r.get("code") in HARD_CONFIDENCE for r in a.get("reasons", []))
+                # a definite finding (a contradiction, an invalid or superseded label) says nothing of randomness
+                return not any(r.get("code") in HARD_CONFIDENCE or r.get("code") in ALONE_CODES
+                               for r in a.get("reasons", []))
         return False
 
     # reconciliation

@@ -108,6 +108,15 @@ def test_broken_files_are_refused_with_the_word_named(change, message):
         parse_taxonomy(GOOD.replace(*change))
 
 
+def test_a_file_that_is_not_utf8_or_cannot_be_read_is_a_clear_error(tmp_path):
+    latin1 = tmp_path / "taxonomy.yaml"
+    latin1.write_bytes(GOOD.replace("whispering", "chuchot\u00e9").encode("latin-1"))
+    with pytest.raises(TaxonomyError, match=r"taxonomy.yaml: not UTF-8 text \(byte \d+\)"):
+        load_taxonomy(latin1)
+    with pytest.raises(TaxonomyError, match="cannot be read"):
+        load_taxonomy(tmp_path)  # a folder
+
+
 def test_no_word_opposes_itself_even_if_written(tax):
     for a, b in itertools.islice(((w, o) for w in tax.values() for o in w.opposes), 1000):
         assert a.word != b

@@ -80,13 +80,15 @@ def test_an_export_in_one_batch_is_its_tasks_one_at_a_time(monkeypatch):
     single = [judge.judge(t["id"], t["annotations"], skills=skills) for t in export]
     assert batch == single and _json(batch) == _json(single)
     assert any(r.code == "invalid_label" for v in batch for a in v.annotations for r in a.reasons)
+    assert any(r.code == "duplicate_annotation" for v in batch for a in v.annotations for r in a.reasons)
     reference = _reference(judge, parsed, skills)
     assert batch == reference and _json(batch) == _json(reference)
     assert [v.status for v in batch] == [v.status for v in reference]
 
 
 def _export(tasks) -> list[dict]:
-    """The tasks as an LS export, some labels invalid (an unknown choice) and some annotations cancelled."""
+    """The tasks as an LS export, some labels invalid (an unknown choice), some annotations cancelled, some
+    submitted twice by one annotator."""
     export = []
     for task_id, records in tasks:
         annotations = [{**to_annotation(r, TAX), "was_cancelled": False} for r in records]
@@ -94,6 +96,9 @@ def _export(tasks) -> list[dict]:
             annotations[0]["result"][0]["value"]["choices"] = ["brisk"]
         if task_id % 11 == 0:
             annotations[-1]["was_cancelled"] = True
+        if task_id % 13 == 0:  # its annotator submitted again: the newer one counts, the first is superseded
+            again = to_annotation(replace(records[1], pace="variable", annotation_id=10**6 + task_id), TAX)
+            annotations.append({**again, "was_cancelled": False})
         export.append({"id": task_id, "annotations": annotations})
     return export
 
@@ -103,7 +108,8 @@ def _reference(judge: RulesJudge, entries, skills) -> list[TaskVerdict]:
     rules judge before its batch was built from arrays): what the bulk build must equal exactly."""
     keys = sorted({e.annotator for _, es in entries for e in es if e.record is not None},
                   key=lambda k: (str(type(k)), k))
-    enc = judge._encode(entries, keys)
+    entries, superseded = rules._one_vote_each(entries)
+    enc = judge._encode(entries, keys, superseded)
     known = [skills.get(k) or Skill() for k in keys]
     r = np.array([s.random_rate for s in known])
     acc = np.array([[s.accuracy[a] for a in CATEGORICAL] for s in known])

@@ -305,6 +305,16 @@ def test_incomplete_tasks_never_reach_the_model(stand_in):
     assert v.status == "incomplete" and StandIn.requests == []
 
 
+def test_the_model_never_sees_an_annotation_its_annotator_superseded(stand_in):
+    StandIn.script = [("ok", good_answer())]
+    older = {"id": 9, "completed_by": 3, "result": to_result(LabelRecord("slow", "low", "quiet", emotion=("sad",)))}
+    v = judge(stand_in).judge(5, [older, *annotations()])
+    data = json.loads(StandIn.requests[0]["messages"][0]["content"].split("\nDATA\n")[1])
+    assert [row["id"] for row in data["annotations"]] == [10, 11, 12]
+    assert [(a.annotation_id, a.verdict) for a in v.annotations][0] == (9, "reject")
+    assert [r.code for r in v.annotations[0].reasons] == ["duplicate_annotation"]
+
+
 def test_many_tasks_concurrently(stand_in):
     StandIn.script = [("ok", good_answer(ids=(10 + 10 * k, 11 + 10 * k, 12 + 10 * k))) for k in range(6)]
     tasks = [{"id": k, "annotations": [{**a, "id": a["id"] + 10 * k} for a in annotations()]} for k in range(6)]

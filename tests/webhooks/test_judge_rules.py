@@ -281,6 +281,56 @@ def test_cancelled_annotations_are_ignored(judge):
     assert v.status == "accepted"
 
 
+def test_a_was_cancelled_that_is_no_boolean_is_an_invalid_label_not_a_skip(judge):
+    odd = ann(3, pace="slow", was_cancelled="false")
+    v = judge.judge(1, [ann(1), ann(2), odd])
+    assert [a.annotation_id for a in v.annotations] == [1, 2, 3]
+    assert codes(v, 3) == ["invalid_label"]
+    assert "was_cancelled" in by_id(v, 3).reasons[0].detail and "'false'" in by_id(v, 3).reasons[0].detail
+    assert v.status == "needs_review"
+
+
+def test_one_vote_per_annotator_the_newest_counts(judge):
+    # one user submitted three times "slow"; two others say "fast": the user is one vote, not three
+    same = [ann(i, pace="slow", user=7) for i in (11, 12, 13)]
+    v = judge.judge(1, [*same, ann(2, pace="fast"), ann(3, pace="fast")])
+    assert v.consensus["pace"] == "fast"
+    assert [(a.annotation_id, a.verdict) for a in v.annotations] == [
+        (11, "reject"), (12, "reject"), (13, "accept"), (2, "accept"), (3, "accept")]
+    assert by_id(v, 11).reasons == (Reason("duplicate_annotation", "superseded by annotation 13 of the same annotator"),)
+    assert by_id(v, 11).confidence == 1.0
+    assert codes(v, 13) == ["categorical_minority"]  # the newest is judged in the votes, as one of three
+    assert v.status == "needs_review"  # ops sees the duplicates
+    # the newest by id, wherever it stands in the list
+    v = judge.judge(1, [same[2], ann(2, pace="fast"), same[0], ann(3, pace="fast"), same[1]])
+    assert [a.annotation_id for a in v.annotations if a.verdict == "accept"] == [13, 2, 3]
+
+
+def test_several_annotations_of_one_user_do_not_complete_a_task(judge):
+    v = judge.judge(1, [ann(1, user=7), ann(2, user=7), ann(3, user=8)])
+    assert v.status == "incomplete"
+    assert [(a.annotation_id, a.verdict, [r.code for r in a.reasons]) for a in v.annotations] == [
+        (1, "reject", ["duplicate_annotation"]), (2, "accept", []), (3, "accept", [])]
+    # a policy that does not reject on duplicates only notes them, and they still do not vote
+    lenient = RulesJudge(TAX, Policy(rejects_on=set(REASON_CODES) - {"duplicate_annotation"}))
+    v = lenient.judge(1, [ann(1, pace="slow", user=7), ann(2, pace="slow", user=7), ann(3, pace="fast"), ann(4, pace="fast")])
+    assert v.consensus["pace"] == "fast" and by_id(v, 1).verdict == "accept"
+    assert codes(v, 1) == ["duplicate_annotation"]
+    # an annotation of unknown author is never merged with another
+    nobody = [{**ann(i), "completed_by": None} for i in (1, 2, 3)]
+    assert judge.judge(1, nobody).status == "accepted"
+
+
+def test_one_vote_per_annotator_in_a_batch_as_on_the_webhook(judge):
+    tasks = [{"id": 1, "annotations": [ann(11, pace="slow", user=7), ann(12, pace="slow", user=7), ann(2, pace="fast"),
+                                       ann(3, pace="fast")]},
+             {"id": 2, "annotations": [ann(4), ann(5), ann(6)]}]
+    batch = [v.to_json() for v in judge.judge_many(tasks)]
+    assert batch[0]["consensus"]["pace"] == "fast"
+    assert [a["verdict"] for a in batch[0]["annotations"]] == ["reject", "accept", "accept", "accept"]
+    assert batch[0]["annotations"][1]["reasons"][0]["code"] == "categorical_minority"
+
+
 def test_fewer_than_the_overlap_is_incomplete(judge):
     skipped = {"id": 4, "completed_by": 9, "was_cancelled": True, "result": []}
     bad = ann(2)
@@ -377,6 +427,11 @@ def test_load_export_reads_a_file_and_refuses_what_is_not_an_export(tmp_path):
         "task #1 has no 'id'": json.dumps([{"id": 1}, {"annotations": []}]),
         "task #0 is str": json.dumps(["task"]),
         "'annotations' must be a list": json.dumps([{"id": 3, "annotations": {}}]),
+        "task #0 is NoneType": "[null]",
+        r"task #1: 'id' must be a Label Studio task id .* got '7'": json.dumps([{"id": 6}, {"id": "7"}]),
+        "must be a Label Studio task id .* got True": json.dumps([{"id": True}]),
+        "must be a Label Studio task id .* got -1": json.dumps([{"id": -1}]),
+        "task 5 is listed twice \\(#0 and #2\\)": json.dumps([{"id": 5}, {"id": 6}, {"id": 5}]),
     }
     for message, text in cases.items():
         bad = tmp_path / "bad.json"

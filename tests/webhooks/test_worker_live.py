@@ -141,6 +141,26 @@ def test_three_annotators_to_verdict_review_and_upheld_rejection(ls, pools, serv
     assert {a.id for a in ls.annotations.list(id=task.id)} == set(ids[:2])
 
 
+def test_an_annotator_who_submits_twice_has_one_vote_and_ops_see_the_older(ls, pools, service):
+    expert, review = pools["expert"].id, pools["review"].id
+    task = task_for_clip(ls, expert, "female-slow-high-quiet.wav")
+    twice = _user(ls, 1)
+    first = ls.annotations.create(id=task.id, result=to_result(AGREEING_2), completed_by=twice).id
+    again = ls.annotations.create(id=task.id, result=to_result(AGREEING), completed_by=twice).id
+    ls.annotations.create(id=task.id, result=to_result(AGREEING_2), completed_by=_user(ls, 2))
+    time.sleep(1)  # two people so far, not yet the three the overlap needs: an incomplete verdict shows nothing
+    assert clesc_meta(ls, task.id) is None
+    third = ls.annotations.create(id=task.id, result=to_result(AGREEING), completed_by=_user(ls, 3)).id
+    meta = wait_for(lambda: (m := clesc_meta(ls, task.id)) and m.get("status") == "needs_review" and m,
+                    what="the verdict with three people")
+    assert meta["rejected"] == [first]
+    assert meta["reasons"][str(first)] == [
+        {"code": "duplicate_annotation", "detail": f"superseded by annotation {again} of the same annotator"}]
+    assert str(again) not in meta["reasons"] and str(third) not in meta["reasons"]
+    [rt] = wait_for(lambda: review_tasks_for(ls, review, first), what="the review task of the older annotation")
+    assert f"superseded by annotation {again}" in rt.data["reasons"]
+
+
 def test_overturned_rejection_stays_and_consensus_is_recomputed(ls, pools, service):
     expert, review = pools["expert"].id, pools["review"].id
     task = task_for_clip(ls, expert, "variable-pitch.wav")

@@ -49,11 +49,12 @@ from label_config import (
     InvalidLabel,
     LabelRecord,
     Taxonomy,
+    is_cancelled,
     load_taxonomy,
     parse_annotation,
 )
 from label_config.schema import ATTRIBUTES, CATEGORICAL, WORD_KINDS
-from webhooks.judge.rules import RulesJudge
+from webhooks.judge.rules import ALONE_CODES, RulesJudge
 from webhooks.judge.similarity import BACKING_SAME_FAMILY, NEAR
 from webhooks.judge.verdict import (
     ANNOTATION_VERDICTS,
@@ -474,8 +475,10 @@ class LLMJudge:
     def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]], skills=None) -> TaskVerdict:
         hints = self.rules.judge(task_id, annotations, skills=skills)
         records = []
-        for a in annotations:
-            if a.get("was_cancelled"):
+        # the rules' verdicts are one per annotation that is not cancelled, in order; the model weighs only
+        # those in the votes (not an invalid label, not one superseded by its annotator's newer one)
+        for a, rule_verdict in zip((a for a in annotations if not is_cancelled(a)), hints.annotations):
+            if any(r.code in ALONE_CODES for r in rule_verdict.reasons):
                 continue
             try:
                 records.append(parse_annotation(a, self.taxonomy))
@@ -708,7 +711,8 @@ class LLMJudge:
         annotations = []
         for rule_verdict in hints.annotations:
             item = items.get(rule_verdict.annotation_id)
-            if item is None:  # an invalid label: the model never saw it
+            if item is None or any(r.code in ALONE_CODES for r in rule_verdict.reasons):
+                # an invalid or superseded label: the model never saw it
                 annotations.append(rule_verdict)
                 continue
             rules_reasons = {r.code: r for r in rule_verdict.reasons}

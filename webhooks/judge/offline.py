@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from label_config.records import shown
 from webhooks.judge.verdict import TaskVerdict
 
 
@@ -56,13 +57,21 @@ def load_export(path: str | Path) -> list[dict[str, Any]]:
         raise ValueError(f"{e}; expected a Label Studio JSON export") from None
     if not isinstance(tasks, list):
         raise ValueError(f"{path}: expected a JSON list of tasks (a Label Studio JSON export), got {type(tasks).__name__}")
+    seen: dict[int, int] = {}
     for i, task in enumerate(tasks):
         if not isinstance(task, dict):
             raise ValueError(f"{path}: task #{i} is {type(task).__name__}, expected an object")
         if "id" not in task:
             raise ValueError(f"{path}: task #{i} has no 'id'")
+        task_id = task["id"]
+        if type(task_id) is not int or task_id < 0:
+            raise ValueError(f"{path}: task #{i}: 'id' must be a Label Studio task id (an integer >= 0), "
+                             f"got {shown(task_id)}")
+        if task_id in seen:  # two verdicts for one task: a write-back or a report would count it twice
+            raise ValueError(f"{path}: task {task_id} is listed twice (#{seen[task_id]} and #{i})")
+        seen[task_id] = i
         if not isinstance(task.get("annotations", []), list):
-            raise ValueError(f"{path}: task {task['id']}: 'annotations' must be a list")
+            raise ValueError(f"{path}: task {task_id}: 'annotations' must be a list")
     return tasks
 
 

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from label_config import InvalidLabel, LabelRecord, Taxonomy, load_taxonomy, parse_annotation
+from label_config import InvalidLabel, LabelRecord, Taxonomy, is_cancelled, load_taxonomy, parse_annotation
 from label_config.concepts import DEFAULT_DISTANCE, Concepts
 from label_config.records import user_id
 from label_config.schema import ATTRIBUTES, CATEGORICAL
@@ -59,9 +59,11 @@ from webhooks.judge.verdict import (
     empty_consensus,
 )
 
-RULES_VERSION = "rules-3"
+RULES_VERSION = "rules-4"
 """Bump when a change to the rules can change a verdict on the same input."""
 
+ALONE_CODES = ("invalid_label", "duplicate_annotation")
+"""The findings an annotation gets judged on its own, outside the votes (certain: confidence 1.0)."""
 HARD_CONFIDENCE = {"invalid_label": 1.0, "contradiction": 0.99, "empty_description": 0.99,
                    "inconsistent_with_choices": 0.95}
 """How sure a hard finding is that the annotation is bad (the taxonomy's relations are definitions)."""
@@ -198,7 +200,7 @@ class RulesJudge:
     def judge(self, task_id: int | None, annotations: Sequence[Mapping[str, Any]],
               skills: Skills | None = None) -> TaskVerdict:
         """The verdict on one task from its LS annotation JSON (export or API form)."""
-        entries = [self._parse(a) for a in annotations if not _cancelled(a)]
+        entries = [self._parse(a) for a in annotations if not is_cancelled(a)]
         return self._judge_entries([(task_id, entries)], skills or {})[0]
 
     def judge_records(self, task_id: int | None, records: Sequence[LabelRecord],
@@ -233,7 +235,7 @@ class RulesJudge:
                    ) -> list[TaskVerdict]:
         """An LS export's tasks (with their annotations), the annotators' skills estimated from the export."""
         with _bulk(len(tasks)):
-            parsed = [(t.get("id"), [self._parse(a) for a in t.get("annotations") or [] if not _cancelled(a)])
+            parsed = [(t.get("id"), [self._parse(a) for a in t.get("annotations") or [] if not is_cancelled(a)])
                       for t in tasks]
             verdicts, _ = self._judge_many(parsed, {}, fit=True, progress=progress)
         return verdicts
@@ -247,9 +249,10 @@ class RulesJudge:
     def _judge_many(self, tasks, skills: Skills, fit: bool, progress: Callable[[int, int], None] | None = None,
                     clock: _Clock | None = None) -> tuple[list[TaskVerdict], dict[Hashable, Skill]]:
         clock = clock or _Clock(None)
+        tasks, superseded = _one_vote_each(tasks)
         keys = sorted({e.annotator for _, entries in tasks for e in entries if e.record is not None},
                       key=lambda k: (str(type(k)), k))
-        enc = self._encode(tasks, keys)
+        enc = self._encode(tasks, keys, superseded)
         clock("encode")
         if fit:
             known = self._fit(enc.batch, [skills.get(k) or Skill() for k in keys])
@@ -279,8 +282,10 @@ class RulesJudge:
             evidence, last = prior + _sums(batch, infer(batch, r, acc, self.similarity, words=False), len(start)), r
         return [Skill(Evidence(e[0], e[1], tuple(e[4:7]), tuple(e[7:10]), e[2])) for e in evidence.tolist()]
 
-    def _encode(self, tasks, keys) -> _Encoded:
-        """The valid annotations of the complete tasks as a Batch, with their hard findings (vectorised)."""
+    def _encode(self, tasks, keys, superseded: Mapping[int, int]) -> _Encoded:
+        """The valid annotations of the complete tasks as a Batch, with their hard findings (vectorised).
+        `superseded`: per task (index) with any, how many of its annotations were superseded (they do not
+        count towards the overlap)."""
         index = {k: i for i, k in enumerate(keys)}
         word_index, pad, overlap = self.similarity.index, self.similarity.pad, self.policy.overlap
         codes = [self._value_code[a] for a in CATEGORICAL]
@@ -291,7 +296,7 @@ class RulesJudge:
         positions: list[list[int | None]] = []
         complete: list[bool] = []
         for t, (_, entries) in enumerate(tasks):
-            if len(entries) < overlap:
+            if len(entries) - superseded.get(t, 0) < overlap:
                 complete.append(False)
                 positions.append([None] * len(entries))
                 continue
@@ -428,7 +433,7 @@ class RulesJudge:
                                          "emotion": list(map(word, result.emotion[t])),
                                          "voice": list(map(word, result.voice[t]))}
             status, rows = status_of[t], positions[t]
-            if None in rows:  # an invalid label: judged on its own, it takes no part in the votes
+            if None in rows:  # an invalid or superseded label: judged on its own, it takes no part in the votes
                 anns = []
                 for e, row in zip(entries, rows):
                     if row is None:
@@ -468,11 +473,12 @@ class RulesJudge:
         return [made[key] for key in keys]
 
     def _hard_only(self, e: _Entry) -> AnnotationVerdict:
-        """An annotation judged on its own: only an invalid label rejects (its task is incomplete, or it is invalid)."""
-        invalid = [r for r in e.reasons if r.code == "invalid_label"]
-        rejected = bool(invalid) and "invalid_label" in self.policy.rejects_on
-        return AnnotationVerdict(e.annotation_id, e.annotator, "reject" if rejected else "accept", tuple(invalid),
-                                 confidence=1.0 if invalid else None)
+        """An annotation judged on its own (its task is incomplete, it is invalid, or superseded): only those
+        findings (ALONE_CODES) reject."""
+        found = tuple(r for r in e.reasons if r.code in ALONE_CODES)
+        rejected = any(r.code in self.policy.rejects_on for r in found)
+        return AnnotationVerdict(e.annotation_id, e.annotator, "reject" if rejected else "accept", found,
+                                 confidence=1.0 if found else None)
 
     def _judge_info(self) -> dict[str, str]:
         return {"backend": self.backend, "version": self.version}
@@ -598,5 +604,47 @@ def _entries(records: Iterable[LabelRecord], _new=tuple.__new__) -> list[_Entry]
     return [_new(_Entry, (r.annotation_id, r.annotator, r, ())) for r in records]
 
 
-def _cancelled(annotation: Any) -> bool:
-    return isinstance(annotation, Mapping) and bool(annotation.get("was_cancelled"))
+def _one_vote_each(tasks: Sequence[tuple[Any, list[_Entry]]]) -> tuple[list[tuple[Any, list[_Entry]]], dict[int, int]]:
+    """The tasks with one vote per annotator: of an annotator's several annotations on a task (LS lets a
+    user submit another), the newest counts (the highest id; where an id is missing, the later one) and
+    the others become `duplicate_annotation` findings, judged on their own. Also returns, per task
+    (index) with any, how many were superseded. An unknown annotator (None) is never merged.
+
+    >>> r = LabelRecord("slow", "low", "quiet", emotion=("sad",))
+    >>> tasks, superseded = _one_vote_each([(1, [_Entry(5, "u", r), _Entry(7, "u", r), _Entry(6, "v", r)])])
+    >>> [(e.annotation_id, e.record is None) for e in tasks[0][1]], superseded
+    ([(5, True), (7, False), (6, False)], {0: 1})
+    >>> tasks[0][1][0].reasons[-1].detail
+    'superseded by annotation 7 of the same annotator'
+    """
+    out, superseded = list(tasks), {}
+    for t, (task_id, entries) in enumerate(tasks):
+        who = [e.annotator for e in entries if e.annotator is not None]
+        if len(set(who)) == len(who):
+            continue
+        newest: dict[Hashable, int] = {}
+        for i, e in enumerate(entries):
+            if e.annotator is None:
+                continue
+            j = newest.get(e.annotator)
+            if j is None or not _older(e, entries[j]):
+                newest[e.annotator] = i
+        kept = []
+        for i, e in enumerate(entries):
+            j = newest.get(e.annotator, i)
+            if j != i:
+                winner = entries[j].annotation_id
+                e = _Entry(e.annotation_id, e.annotator, None, (*e.reasons, Reason(
+                    "duplicate_annotation", f"superseded by annotation {winner} of the same annotator")))
+            kept.append(e)
+        superseded[t] = len(who) - len(newest)
+        out[t] = (task_id, kept)
+    return out, superseded
+
+
+def _older(e: _Entry, than: _Entry) -> bool:
+    """`e` was made before `than` (which came earlier in the list): by their ids where both have an integer id."""
+    a, b = e.annotation_id, than.annotation_id
+    if type(a) is int and type(b) is int:
+        return a < b
+    return False

@@ -34,6 +34,7 @@ REASON_CODES = (
     "empty_description",
     "invalid_label",
     "unreliable_annotator",
+    "duplicate_annotation",
 )
 """Why an annotation may be rejected (docs/contracts.md: extend, don't rename)."""
 
