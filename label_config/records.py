@@ -86,15 +86,58 @@ class LabelRecord:
 
 
 def user_id(completed_by: Any) -> int | None:
-    """The LS user id from `completed_by`, given as an id or, in some API forms, a user object."""
+    """The LS user id from `completed_by`, given as an id or, in some API forms, a user object; None
+    where it is no whole number (a boolean, 7.9, infinity, text that is no number).
+
+    >>> [user_id(v) for v in (7, {"id": 7}, "7", 7.0, True, 7.9, float("inf"), "x", None)]
+    [7, 7, 7, 7, None, None, None, None, None]
+    """
     if isinstance(completed_by, Mapping):
         completed_by = completed_by.get("id")
-    if completed_by is None:
+    if isinstance(completed_by, bool) or completed_by is None:
         return None
-    try:
+    if isinstance(completed_by, int):
+        return completed_by
+    if isinstance(completed_by, float):
+        return int(completed_by) if completed_by.is_integer() else None
+    if isinstance(completed_by, str) and completed_by.strip().isdigit():
         return int(completed_by)
-    except (TypeError, ValueError):
-        return None
+    return None
+
+
+def superseded_by(annotations: Sequence[tuple[Any, Any]]) -> dict[int, int]:
+    """One vote per annotator: for one task's annotations as (annotator, annotation id) pairs, the
+    position of each one its annotator superseded -> the position of that annotator's newest (LS lets a
+    user submit another). Newest: the highest integer id (LS's ids grow); only where an annotator's
+    annotations have none, the later in the list. An unknown annotator (None) is never merged.
+
+    >>> superseded_by([(7, 5), (8, 6), (7, 9), (None, 1), (None, 2), (7, None)])
+    {0: 2, 5: 2}
+    """
+    newest: dict[Any, int] = {}
+    for i, (who, aid) in enumerate(annotations):
+        if who is not None:
+            j = newest.get(who)
+            if j is None or _newness(aid, i) > _newness(annotations[j][1], j):
+                newest[who] = i
+    return {i: newest[who] for i, (who, _) in enumerate(annotations) if who is not None and newest[who] != i}
+
+
+def _newness(annotation_id: Any, position: int) -> tuple[int, int, int]:
+    return (1, annotation_id, position) if type(annotation_id) is int else (0, 0, position)
+
+
+def current_annotations(annotations: Sequence[Any]) -> list[Any]:
+    """A task's LS annotations that count: not cancelled, and one per annotator (`superseded_by`).
+
+    >>> [a["id"] for a in current_annotations([{"id": 1, "completed_by": 7}, {"id": 2, "completed_by": 7},
+    ...                                         {"id": 3, "completed_by": 8, "was_cancelled": True}])]
+    [2]
+    """
+    live = [a for a in annotations if not is_cancelled(a)]
+    gone = superseded_by([(user_id(a.get("completed_by")), a.get("id")) if isinstance(a, Mapping) else (None, None)
+                          for a in live])
+    return [a for i, a in enumerate(live) if i not in gone]
 
 
 def clip_key(data: Mapping[str, Any]) -> str | None:

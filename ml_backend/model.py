@@ -18,7 +18,7 @@ from typing import Any
 
 from label_studio_ml.model import LabelStudioMLBase
 
-from label_config import InvalidLabel, parse_annotation
+from label_config import InvalidLabel, current_annotations, parse_annotation
 from label_config.records import choice_result, taxonomy_result
 from label_config.schema import ATTRIBUTES, AUDIO
 from label_config.taxonomy import load_taxonomy
@@ -58,11 +58,10 @@ class BackendConfig:
 
 
 def majority_labels(annotations: list[dict[str, Any]]) -> dict[str, str]:
-    """pace/pitch/volume values chosen by a strict majority of the valid, non-cancelled annotations."""
+    """pace/pitch/volume values chosen by a strict majority of the valid, non-cancelled annotations, one
+    per annotator (the newest: `current_annotations`)."""
     records = []
-    for ann in annotations:
-        if ann.get("was_cancelled"):
-            continue
+    for ann in current_annotations(annotations):
         try:
             records.append(parse_annotation(ann))
         except InvalidLabel:

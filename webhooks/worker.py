@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, urlparse
 from dataclasses import replace
@@ -33,7 +33,7 @@ from label_config.meta import (
 )
 from label_config.render import REVIEW_DECISIONS, review_details
 from label_config.schema import ATTRIBUTES, AUDIO, POOLS, REVIEW, WORD_KINDS
-from label_config.records import user_id
+from label_config.records import current_annotations, is_cancelled, user_id
 from webhooks.judge import Policy, RulesJudge, TaskVerdict
 from webhooks.judge.reliability import BORDERLINE, Skill
 from webhooks.judge.rules import ALONE_CODES, HARD_CONFIDENCE
@@ -125,7 +125,7 @@ class JudgeLoop:
             return None
         log.info("judging project %d task %d", project_id, task_id)
         annotations = _dicts(self.ls.annotations.list(id=task_id))
-        live = [a for a in annotations if not a.get("was_cancelled")]
+        live = [a for a in annotations if not is_cancelled(a)]
         versions = {a["id"]: version_of(a) for a in live}
         self.store.record_seen(project_id, task_id, versions)
         used = self._skills(project_id, live)
@@ -136,14 +136,18 @@ class JudgeLoop:
             previous["versions"] == {str(k): v for k, v in versions.items()}
         prediction_id = previous["prediction_id"] if previous else None
         if not same:
-            if verdict.status != "incomplete" or (previous is not None and previous["status"] != "incomplete"):
-                # an incomplete verdict after incomplete ones (or none) has nothing to show
+            if _shows(verdict.to_json()) or (previous is not None and _shows(previous["verdict"])):
+                # an incomplete verdict that rejects nothing, after such ones (or none), has nothing to show; one
+                # that rejects (an invalid or superseded label) goes to ops: LS stops handing out a task at its
+                # overlap, and a user's second submission counts there, so it may wait for nobody else
                 prediction_id = self._write_back(project_id, task_id, verdict, versions, prediction_id, live)
             self.store.save_verdict(project_id, task_id, verdict.to_json(), versions, prediction_id)
+        # an invalid or superseded label takes no part in the votes: what it said before is dropped too
+        outside = {a.annotation_id for a in verdict.annotations if any(r.code in ALONE_CODES for r in a.reasons)}
         moved = self.store.record_evidence(
             project_id, task_id, [(a.annotation_id, a.annotator, a.evidence, a.confidence or 0.0)
                                   for a in verdict.annotations if a.evidence is not None and a.annotator is not None],
-            live=versions)
+            live=[aid for aid in versions if aid not in outside])
         self.store.finish_events(event_ids)
         log.info("task %d: %s (rejected %s)%s", task_id, verdict.status, list(verdict.rejected_ids),
                  " unchanged" if same else "")
@@ -244,7 +248,8 @@ class JudgeLoop:
             log.info("task %d: partner task %d not found (%s)", task.id, link.task, type(e).__name__)
             return
         wanted = PairMeta(pool=self.store.project_roles().get(project_id, "pool"), project=project_id, task=task.id,
-                          status=verdict.status, consensus=verdict.to_json()["consensus"], annotations=len(live),
+                          status=verdict.status, consensus=verdict.to_json()["consensus"],
+                          annotations=len(current_annotations(live)),
                           judged_by="judge")
         if pair_json(partner.meta) != wanted.to_json():
             self.ls.tasks.update(partner.id, meta=with_pair(partner.meta, wanted))
@@ -255,7 +260,7 @@ class JudgeLoop:
         for review in self.store.open_reviews(project_id, task_id):
             if review["review_key"] in wanted or review["review_task_id"] is None:
                 continue
-            decided = any(not a.get("was_cancelled")
+            decided = any(not is_cancelled(a)
                           for a in _dicts(self.ls.annotations.list(id=review["review_task_id"])))
             if decided:
                 continue  # ops are on it: their decision will be applied
@@ -406,7 +411,7 @@ class JudgeLoop:
         if not self._in_project(review_project, review_task_id, event_ids):
             return None
         review = self.store.review_by_task(review_task_id)
-        live = [a for a in _dicts(self.ls.annotations.list(id=review_task_id)) if not a.get("was_cancelled")]
+        live = [a for a in _dicts(self.ls.annotations.list(id=review_task_id)) if not is_cancelled(a)]
         self.store.record_seen(review_project, review_task_id, {a["id"]: version_of(a) for a in live})
         counted, ignored = [], []
         for ann in sorted(live, key=lambda a: (version_of(a), a["id"])):
@@ -515,7 +520,7 @@ class JudgeLoop:
             for task in list(self.ls.tasks.list(project=project_id, page_size=100, fields="all")):
                 counts["tasks"] += 1
                 current = {a["id"]: version_of(a) for a in _dicts(getattr(task, "annotations", None) or [])
-                           if not a.get("was_cancelled")}
+                           if not is_cancelled(a)}
                 if current == seen.get(task.id, {}):
                     continue
                 counts["changed"] += 1
@@ -592,3 +597,9 @@ def parse_decision(result: list[dict[str, Any]]) -> str | None:
                 if choice in by_label:
                     return by_label[choice]
     return None
+
+
+def _shows(verdict: Mapping[str, Any]) -> bool:
+    """Whether a verdict (its JSON) has something to write back: a consensus to predict, or a rejection for ops."""
+    return verdict.get("status") != "incomplete" or any(
+        a.get("verdict") == "reject" for a in verdict.get("annotations") or [])

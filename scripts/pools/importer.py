@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from label_config.meta import PairMeta, read_pair, with_pair
-from label_config.records import clip_key, to_result
+from label_config.records import clip_key, is_cancelled, to_result
 from label_config.schema import POOLS
 from label_config.taxonomy import Taxonomy, load_taxonomy
 from scripts.labelstudio.projects import BATCH, list_tasks
@@ -207,7 +207,8 @@ def import_dataset(client: Any, projects: Mapping[str, int], ds: Dataset, *, poo
                  and _live_count(index[pool][key]) < len(by_clip.get(key, {}).get(pool, []))]
         for key, task in short:
             full = client.tasks.get(task.id)
-            present = {_field(a, "completed_by") for a in (full.annotations or []) if not _field(a, "was_cancelled")}
+            present = {_field(a, "completed_by") for a in (full.annotations or [])
+                       if not is_cancelled({"was_cancelled": _field(a, "was_cancelled")})}
             for a in by_clip[key][pool]:
                 if users[a.worker] not in present:
                     client.annotations.create(id=task.id, **_annotation_payload(a, users[a.worker], tax))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from label_config.meta import PairMeta, pair_json, read_judge, with_pair
-from label_config.records import consensus_result
+from label_config.records import consensus_result, current_annotations, is_cancelled
 from label_config.schema import POOLS
 from label_config.taxonomy import Taxonomy, load_taxonomy
 from webhooks.judge.verdict import empty_consensus
@@ -67,16 +67,17 @@ class PoolSide:
         self.judge = RulesJudge(taxonomy or load_taxonomy())
 
     def state(self, task: Any) -> dict[str, Any]:
-        anns = [a for a in (task.annotations or []) if isinstance(a, Mapping) and not a.get("was_cancelled")]
+        anns = [a for a in (task.annotations or []) if isinstance(a, Mapping) and not is_cancelled(a)]
+        counted = len(current_annotations(anns))  # one per annotator, as the judge counts them
         judged = read_judge(task.meta)
         if judged is not None and judged.consensus:
-            return {"status": judged.status, "consensus": dict(judged.consensus), "annotations": len(anns),
+            return {"status": judged.status, "consensus": dict(judged.consensus), "annotations": counted,
                     "judged_by": "judge"}
         if not anns:
             return {"status": "incomplete", "consensus": empty_consensus(), "annotations": 0, "judged_by": "sync"}
         verdict = self.judge.judge(task.id, anns)
         return {"status": judged.status if judged is not None else verdict.status,
-                "consensus": verdict.to_json()["consensus"], "annotations": len(anns),
+                "consensus": verdict.to_json()["consensus"], "annotations": counted,
                 "judged_by": "judge" if judged is not None else "sync"}
 
 

@@ -31,7 +31,7 @@ from label_config.clesc import (
     parse_cell,
 )
 from label_config.meta import read_judge
-from label_config.records import InvalidLabel, clip_key, parse_annotation, user_id
+from label_config.records import InvalidLabel, clip_key, current_annotations, is_cancelled, parse_annotation, user_id
 from label_config.schema import POOLS
 from label_config.taxonomy import Taxonomy, load_taxonomy
 from scripts.labelstudio.projects import AUDIO_SUFFIXES, list_tasks
@@ -195,6 +195,7 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
             clip.measures[pool] = measures
         workers: dict[int, str] = {}  # annotation id -> worker, cancelled annotations too
         present: set[int] = set()
+        counted = {id(a) for a in current_annotations([a for a in task.get("annotations") or [] if isinstance(a, Mapping)])}
         for ann in task.get("annotations") or []:
             if not isinstance(ann, Mapping):
                 continue
@@ -207,8 +208,8 @@ def add_ls_tasks(ds: Dataset, pool: str, tasks: Iterable[Mapping[str, Any]], *,
             aid = ann.get("id")
             if isinstance(aid, int):
                 workers[aid] = worker
-            if ann.get("was_cancelled"):
-                continue
+            if is_cancelled(ann) or id(ann) not in counted:
+                continue  # skipped, or superseded by its annotator's newer one: one vote per annotator
             try:
                 record = parse_annotation(ann, tax)
             except InvalidLabel as e:

@@ -194,6 +194,11 @@ def test_majority_labels_need_a_strict_majority():
     assert majority_labels([_ann("fast"), _ann("fast"), _ann("slow")]) == {"pace": "fast", "pitch": "medium", "volume": "medium"}
     assert "pace" not in majority_labels([_ann("fast"), _ann("slow"), _ann("normal")])
     assert "pace" not in majority_labels([_ann("fast"), _ann("fast", cancelled=True), _ann("slow")])
+    # one vote per annotator: a user who submitted "slow" twice, against two people's "fast"
+    twice = [{**_ann("slow"), "id": 1, "completed_by": 7}, {**_ann("slow"), "id": 2, "completed_by": 7}]
+    people = [{**_ann("fast"), "id": 3, "completed_by": 8}, {**_ann("fast"), "id": 4, "completed_by": 9}]
+    assert majority_labels([*twice, *people])["pace"] == "fast"
+    assert "pace" not in majority_labels([*twice, people[0]])  # one "slow", one "fast": no majority
 
 
 # --- issue 14: the ML backend's red-team findings ------------------------------------------------

@@ -304,6 +304,11 @@ def test_one_vote_per_annotator_the_newest_counts(judge):
     # the newest by id, wherever it stands in the list
     v = judge.judge(1, [same[2], ann(2, pace="fast"), same[0], ann(3, pace="fast"), same[1]])
     assert [a.annotation_id for a in v.annotations if a.verdict == "accept"] == [13, 2, 3]
+    # one without an id (not LS's) never outranks one with an id, in any order
+    odd = {**ann(14, pace="slow", user=7), "id": None}
+    for order in itertools.permutations([same[0], odd, same[2]]):
+        v = judge.judge(1, [*order, ann(2, pace="fast"), ann(3, pace="fast")])
+        assert [a.annotation_id for a in v.annotations if a.verdict == "accept"][0] == 13
 
 
 def test_several_annotations_of_one_user_do_not_complete_a_task(judge):

@@ -148,17 +148,38 @@ def test_an_annotator_who_submits_twice_has_one_vote_and_ops_see_the_older(ls, p
     first = ls.annotations.create(id=task.id, result=to_result(AGREEING_2), completed_by=twice).id
     again = ls.annotations.create(id=task.id, result=to_result(AGREEING), completed_by=twice).id
     ls.annotations.create(id=task.id, result=to_result(AGREEING_2), completed_by=_user(ls, 2))
-    time.sleep(1)  # two people so far, not yet the three the overlap needs: an incomplete verdict shows nothing
-    assert clesc_meta(ls, task.id) is None
-    third = ls.annotations.create(id=task.id, result=to_result(AGREEING), completed_by=_user(ls, 3)).id
-    meta = wait_for(lambda: (m := clesc_meta(ls, task.id)) and m.get("status") == "needs_review" and m,
-                    what="the verdict with three people")
-    assert meta["rejected"] == [first]
+    # three annotations, LS's overlap, but two people: LS hands the task to nobody else, so ops must see it now
+    meta = wait_for(lambda: (m := clesc_meta(ls, task.id)) and m.get("rejected") and m,
+                    what="the incomplete verdict with the superseded annotation rejected")
+    assert meta["status"] == "incomplete" and meta["rejected"] == [first]
     assert meta["reasons"][str(first)] == [
         {"code": "duplicate_annotation", "detail": f"superseded by annotation {again} of the same annotator"}]
-    assert str(again) not in meta["reasons"] and str(third) not in meta["reasons"]
+    assert our_predictions(ls, task.id) == []  # no consensus of two people
     [rt] = wait_for(lambda: review_tasks_for(ls, review, first), what="the review task of the older annotation")
     assert f"superseded by annotation {again}" in rt.data["reasons"]
+    decide(ls, rt.id, "uphold")  # cancelled (CLESC_CANCEL_ON_UPHOLD): the slot re-opens for a third person
+    wait_for(lambda: ls.annotations.get(first).was_cancelled is True, what="the older annotation cancelled")
+    third = ls.annotations.create(id=task.id, result=to_result(AGREEING), completed_by=_user(ls, 3)).id
+    meta = wait_for(lambda: (m := clesc_meta(ls, task.id)) and m.get("status") == "accepted" and m,
+                    what="the verdict with three people")
+    assert meta["rejected"] == [] and not {str(again), str(third)} & set(meta["reasons"])
+    assert len(our_predictions(ls, task.id)) == 1
+
+
+def test_a_second_submission_takes_the_first_ones_place_in_the_annotators_skill(ls, pools, service):
+    expert = pools["expert"].id
+    task = task_for_clip(ls, expert, "gb-normal-low-loud.wav")
+    first, *others = annotate_three(ls, task.id, records=(AGREEING_2, AGREEING_2, AGREEING))
+    wait_for(lambda: (clesc_meta(ls, task.id) or {}).get("status") == "accepted", what="the first verdict")
+    wait_for(lambda: first in service.store.evidence(expert, [first]), what="the first annotation's evidence")
+    again = ls.annotations.create(id=task.id, result=to_result(AGREEING), completed_by=_user(ls, 1)).id
+    meta = wait_for(lambda: (m := clesc_meta(ls, task.id)) and m.get("rejected") == [first] and m,
+                    what="the older annotation superseded")
+    assert meta["status"] == "needs_review"
+    # what the older one said of its annotator is dropped: one task, one piece of evidence
+    evidence = wait_for(lambda: (e := service.store.evidence(expert, [first, again, *others])) and first not in e and e,
+                        what="the superseded annotation's evidence dropped")
+    assert set(evidence) == {again, *others}
 
 
 def test_overturned_rejection_stays_and_consensus_is_recomputed(ls, pools, service):

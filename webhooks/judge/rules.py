@@ -43,7 +43,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from label_config import InvalidLabel, LabelRecord, Taxonomy, is_cancelled, load_taxonomy, parse_annotation
+from label_config import (
+    InvalidLabel,
+    LabelRecord,
+    Taxonomy,
+    is_cancelled,
+    load_taxonomy,
+    parse_annotation,
+    superseded_by,
+)
 from label_config.concepts import DEFAULT_DISTANCE, Concepts
 from label_config.records import user_id
 from label_config.schema import ATTRIBUTES, CATEGORICAL
@@ -605,10 +613,9 @@ def _entries(records: Iterable[LabelRecord], _new=tuple.__new__) -> list[_Entry]
 
 
 def _one_vote_each(tasks: Sequence[tuple[Any, list[_Entry]]]) -> tuple[list[tuple[Any, list[_Entry]]], dict[int, int]]:
-    """The tasks with one vote per annotator: of an annotator's several annotations on a task (LS lets a
-    user submit another), the newest counts (the highest id; where an id is missing, the later one) and
-    the others become `duplicate_annotation` findings, judged on their own. Also returns, per task
-    (index) with any, how many were superseded. An unknown annotator (None) is never merged.
+    """The tasks with one vote per annotator (`label_config.superseded_by`: the newest counts): the
+    others become `duplicate_annotation` findings, judged on their own. Also returns, per task (index)
+    with any, how many were superseded.
 
     >>> r = LabelRecord("slow", "low", "quiet", emotion=("sad",))
     >>> tasks, superseded = _one_vote_each([(1, [_Entry(5, "u", r), _Entry(7, "u", r), _Entry(6, "v", r)])])
@@ -620,31 +627,14 @@ def _one_vote_each(tasks: Sequence[tuple[Any, list[_Entry]]]) -> tuple[list[tupl
     out, superseded = list(tasks), {}
     for t, (task_id, entries) in enumerate(tasks):
         who = [e.annotator for e in entries if e.annotator is not None]
-        if len(set(who)) == len(who):
+        if len(set(who)) == len(who):  # the usual case, checked first: a batch has many tasks
             continue
-        newest: dict[Hashable, int] = {}
-        for i, e in enumerate(entries):
-            if e.annotator is None:
-                continue
-            j = newest.get(e.annotator)
-            if j is None or not _older(e, entries[j]):
-                newest[e.annotator] = i
-        kept = []
-        for i, e in enumerate(entries):
-            j = newest.get(e.annotator, i)
-            if j != i:
-                winner = entries[j].annotation_id
-                e = _Entry(e.annotation_id, e.annotator, None, (*e.reasons, Reason(
-                    "duplicate_annotation", f"superseded by annotation {winner} of the same annotator")))
-            kept.append(e)
-        superseded[t] = len(who) - len(newest)
+        gone = superseded_by([(e.annotator, e.annotation_id) for e in entries])
+        kept = list(entries)
+        for i, j in gone.items():
+            e = entries[i]
+            kept[i] = _Entry(e.annotation_id, e.annotator, None, (*e.reasons, Reason(
+                "duplicate_annotation", f"superseded by annotation {entries[j].annotation_id} of the same annotator")))
+        superseded[t] = len(gone)
         out[t] = (task_id, kept)
     return out, superseded
-
-
-def _older(e: _Entry, than: _Entry) -> bool:
-    """`e` was made before `than` (which came earlier in the list): by their ids where both have an integer id."""
-    a, b = e.annotation_id, than.annotation_id
-    if type(a) is int and type(b) is int:
-        return a < b
-    return False

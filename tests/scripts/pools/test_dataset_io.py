@@ -53,6 +53,28 @@ def test_ls_tasks_verdicts_from_meta_cancelled_left_out_invalid_reported():
     assert with_rules_verdicts(ds) is ds  # the judge's own verdicts are kept
 
 
+def test_ls_tasks_one_vote_per_annotator_the_newest_counts():
+    """A user who submitted twice is one rater: the report's agreement and rejection rates see the newest."""
+    ds = Dataset()
+    task = {"id": 7, "data": {"audio": "/clip.wav"},
+            "annotations": [ann(11, 5, ANGRY), ann(2, 6, SAD), ann(12, 5, SAD), ann(3, 7, SAD),
+                            ann(13, 5, ANGRY, was_cancelled=True)]}
+    add_ls_tasks(ds, "crowd", [task])
+    assert [(a.annotation_id, a.worker) for a in ds.annotations] == [(2, "ls-6"), (12, "ls-5"), (3, "ls-7")]
+    assert not ds.errors
+
+
+def test_pool_side_counts_one_annotation_per_person():
+    from types import SimpleNamespace
+
+    from scripts.pools.pairs import PoolSide
+
+    task = SimpleNamespace(id=7, meta={}, annotations=[ann(1, 5, SAD), ann(2, 5, SAD), ann(3, 6, SAD),
+                                                       ann(4, 7, SAD, was_cancelled=True)])
+    state = PoolSide().state(task)
+    assert state["annotations"] == 2 and state["status"] == "incomplete"  # two people, not the three of the overlap
+
+
 def test_rules_verdicts_where_the_data_has_none():
     rows = [{"audio": "a", **{f"Crowd_Worker_{i}": format_cell(rec, f"t{i}")
                               for i, rec in enumerate((SAD, SAD, LabelRecord("slow", "low", "quiet", emotion=("sad", "joyful"))), 1)}}]
