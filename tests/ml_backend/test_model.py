@@ -199,6 +199,8 @@ def test_majority_labels_need_a_strict_majority():
     people = [{**_ann("fast"), "id": 3, "completed_by": 8}, {**_ann("fast"), "id": 4, "completed_by": 9}]
     assert majority_labels([*twice, *people])["pace"] == "fast"
     assert "pace" not in majority_labels([*twice, people[0]])  # one "slow", one "fast": no majority
+    thrice = [{**_ann("fast"), "id": n, "completed_by": 7} for n in (1, 2, 3)]
+    assert majority_labels(thrice) == {}  # one person three times is one vote, not a consensus
 
 
 # --- issue 14: the ML backend's red-team findings ------------------------------------------------

@@ -16,7 +16,7 @@ from ml_backend.audio import decode
 from ml_backend.labels import Calibration
 from ml_backend.measures import measure
 from ml_backend.model import prediction
-from scripts.labelstudio.projects import ensure_project, import_folder
+from scripts.labelstudio.projects import ensure_project, ensure_user, import_folder
 from scripts.local.process import free_port
 from tests.helpers import Proc, wait_for
 from webhooks.settings import PROJECT_ROOT
@@ -116,8 +116,10 @@ def test_annotations_reach_fit_and_refit_the_calibration(ls, ml):
     task = next(t for t in ls.tasks.list(project=ml.project, page_size=100)
                 if t.data["audio"].endswith("plain-normal-medium.wav"))
     # The project's annotators call this normal-paced clip "fast": the backend should learn their scale.
+    # Three people, not one person three times: a consensus counts one annotation per annotator.
     for n in range(3):
-        ls.annotations.create(id=task.id, result=to_result(LabelRecord("fast", "medium", "medium")))
+        ls.annotations.create(id=task.id, result=to_result(LabelRecord("fast", "medium", "medium")),
+                              completed_by=ensure_user(ls, f"ml-annotator{n}@example.com"))
     path = ml.home / "ml-backend" / f"pairs-{ml.project}.json"
     pairs = wait_for(lambda: path.exists() and json.loads(path.read_text()), 60, 1, what="fit to store the clip")
     assert pairs[str(task.id)]["labels"] == {"pace": "fast", "pitch": "medium", "volume": "medium"}
