@@ -193,6 +193,7 @@ def make_project(client, tasks: int) -> tuple[int, list[tuple[int, int, int]]]:
 
 def count(store, client, project: int) -> dict:
     """After the drain: events by status, verdicts per task, and whether each is on LS's current versions."""
+    from label_config.records import is_cancelled
     from webhooks.worker import version_of
 
     events = store.events()
@@ -200,7 +201,7 @@ def count(store, client, project: int) -> dict:
     verdicts = {v["task_id"]: v for v in store.all_verdicts() if v["project_id"] == project}
     current = {}
     for task in client.tasks.list(project=project, fields="all", page_size=500):
-        current[task.id] = {str(a["id"]): version_of(a) for a in task.annotations or [] if not a.get("was_cancelled")}
+        current[task.id] = {str(a["id"]): version_of(a) for a in task.annotations or [] if not is_cancelled(a)}
     touched = {e["task_id"] for e in webhook_events}
     return {"accepted_events": len(webhook_events),
             "events_by_status": {s: sum(1 for e in webhook_events if e["status"] == s) for s in
