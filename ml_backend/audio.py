@@ -80,6 +80,7 @@ def decode(data: bytes | str | os.PathLike, max_seconds: float = DEFAULT_MAX_SEC
         av_format = _needs_av(source)
         if av_format:
             return _finish(*_decode_with_av(source, av_format, max_seconds, max_samples), rate, max_seconds)
+        _refuse_a_cut_short_wav(source)
         try:
             with sf.SoundFile(source) as f:
                 fmt = _accepted_format(f.format)
@@ -228,6 +229,45 @@ def _needs_av(source) -> str | None:
     if declared is not None:  # fewer than the file holds: the first of two files end to end, or a wrong count;
         return None if declared >= frames - 1 else "mp3"  # more: cut short, which soundfile then refuses
     return None if len(bitrates) == 1 else "mp3"
+
+
+WAV_UNKNOWN_LENGTH = 0x7FFF0000
+"""A WAV data chunk declaring at least this many bytes (or 0) was written to a pipe: its length is unknown."""
+WAV_MAX_CHUNKS = 64
+
+
+def _refuse_a_cut_short_wav(source) -> None:
+    """AudioError when a RIFF WAV holds under MIN_DECODED_SHARE of the bytes its data chunk declares.
+
+    libsndfile takes a WAV's frames from what the file holds, so a download cut at a third decoded
+    to a third of the clip without a word (and was labelled from it).
+    """
+    head = _head(source, 12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    end = source.seek(0, io.SEEK_END)
+    at, byte_rate = 12, 0
+    try:
+        for _ in range(WAV_MAX_CHUNKS):
+            source.seek(at)
+            chunk = source.read(8)
+            if len(chunk) < 8:
+                return
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"fmt ":
+                fmt = source.read(16)
+                byte_rate = int.from_bytes(fmt[8:12], "little") if len(fmt) == 16 else 0
+            elif chunk[:4] == b"data":
+                held = end - at - 8
+                if 0 < size < WAV_UNKNOWN_LENGTH and held < MIN_DECODED_SHARE * size:
+                    if byte_rate:
+                        raise AudioError(f"{CUT_SHORT} ({held / byte_rate:.2f} s in the file of the "
+                                         f"{size / byte_rate:.2f} s its header declares)")
+                    raise AudioError(f"{CUT_SHORT} ({held:,} bytes of audio in the file of the {size:,} its header declares)")
+                return
+            at += 8 + size + (size & 1)
+    finally:
+        source.seek(0)
 
 
 def _flac_length_unknown(head: bytes) -> bool:

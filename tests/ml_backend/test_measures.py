@@ -467,6 +467,7 @@ def test_decode_mixes_stereo_to_mono_and_reads_paths(tmp_path):
     (b"", "empty"),
     (np.random.default_rng(1).bytes(4096), "could not decode"),
     (wav_bytes(voice(seconds=1.0))[:30], "could not decode"),  # a WAV cut inside its header
+    (_cut(wav_bytes(voice(seconds=4.0)), 0.5), r"cut short \(2.00 s in the file of the 4.00 s its header declares"),
     (_cut(wav_bytes(voice(seconds=4.0), fmt="MP3"), 0.5), r"cut short \(1.8\d s decoded of the 4.00 s"),
     (_cut(wav_bytes(voice(seconds=4.0), fmt="MP3"), 0.05), "corrupt or cut short"),
     (_garble(wav_bytes(voice(seconds=4.0), fmt="OGG")), "corrupt or cut short"),
@@ -478,6 +479,27 @@ def test_decode_mixes_stereo_to_mono_and_reads_paths(tmp_path):
 def test_unusable_audio_is_an_audio_error_that_says_why(data, words):
     with pytest.raises(AudioError, match=words):
         decode(data)
+
+
+def _with_chunk_before_data(data: bytes, chunk: bytes) -> bytes:
+    """The WAV with `chunk` (id, size, body, pad byte) between its fmt and data chunks."""
+    at = data.index(b"data")
+    out = bytearray(data[:at] + chunk + data[at:])
+    out[4:8] = (len(out) - 8).to_bytes(4, "little")
+    return bytes(out)
+
+
+def test_a_wav_cut_short_is_refused_and_one_whole_or_of_unknown_length_is_not():
+    # libsndfile takes a WAV's frames from what the file holds: a download cut at a half decoded to
+    # half the clip without a word, and was labelled from it
+    listed = _with_chunk_before_data(wav_bytes(voice(seconds=4.0)), b"LIST" + (5).to_bytes(4, "little") + b"INFOx\0")
+    with pytest.raises(AudioError, match=r"cut short \(2.0\d s in the file of the 4.00 s"):
+        decode(_cut(listed, 0.5))
+    assert decode(listed).duration_s == pytest.approx(4.0)
+    assert decode(_cut(listed, 0.95)).duration_s == pytest.approx(3.8, abs=0.01)  # within MIN_DECODED_SHARE
+    streamed = bytearray(wav_bytes(voice(seconds=4.0)))  # written to a pipe: the lengths are left at 0xFFFFFFFF
+    streamed[4:8] = streamed[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    assert decode(bytes(streamed)).duration_s == pytest.approx(4.0)
 
 
 def _with_rate(data: bytes, rate: int) -> bytes:
