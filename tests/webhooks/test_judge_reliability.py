@@ -159,17 +159,19 @@ def test_scattered_words_count_against_an_annotation_and_one_feeling_refined_doe
     assert not refined.rejected and scattered.rejected
 
 
+def skill(accuracy, random=0.0):
+    """An annotator seen on 100 annotations with this accuracy, answering at random this often."""
+    s = Skill()
+    for _ in range(100):
+        s = s + Evidence(1, random, (1.0 - random,) * 3, (accuracy * (1 - random),) * 3)
+    return s
+
+
 def test_of_two_honest_people_naming_different_feelings_the_more_careful_carries_the_word_vote(judge):
     """The third annotation is a known spammer's: their words take no part, and the two others disagree."""
     task = [LabelRecord("fast", "high", "loud", emotion=("happy",), annotator=1, annotation_id=1),
             LabelRecord("fast", "high", "loud", emotion=("angry",), annotator=2, annotation_id=2),
             LabelRecord("slow", "low", "quiet", emotion=("bored",), annotator=3, annotation_id=3)]
-
-    def skill(accuracy, random=0.0):
-        s = Skill()
-        for _ in range(100):
-            s = s + Evidence(1, random, (1.0 - random,) * 3, (accuracy * (1 - random),) * 3)
-        return s
 
     spammer = skill(0.8, random=1.0)
     tie = judge.judge_records(1, task, skills={1: skill(0.8), 2: skill(0.8), 3: spammer})
@@ -178,3 +180,37 @@ def test_of_two_honest_people_naming_different_feelings_the_more_careful_carries
     careful_first = judge.judge_records(1, task, skills={1: skill(0.95, 0.05), 2: skill(0.7), 3: spammer})
     careful_second = judge.judge_records(1, task, skills={1: skill(0.7), 2: skill(0.95, 0.05), 3: spammer})
     assert careful_first.consensus["emotion"] == ["happy"] and careful_second.consensus["emotion"] == ["angry"]
+
+
+def _emotions(*descriptions):
+    return [LabelRecord("fast", "high", "loud", emotion=e, annotator=i, annotation_id=i, task_id=1)
+            for i, e in enumerate(descriptions, start=1)]
+
+
+def test_a_feeling_only_one_person_names_leaves_the_consensus_when_two_agree_on_another(judge):
+    """The careful annotator's weight alone is a majority once the spammer's words take no part: without the
+    family step their second feeling (tired) would join the consensus on the strength of one person."""
+    assert judge.taxonomy["tired"].family != judge.taxonomy["happy"].family
+    task = _emotions(("happy", "tired"), ("joyful",), ("angry",))
+    skills = {1: skill(0.95, 0.05), 2: skill(0.7), 3: skill(0.8, random=1.0)}
+    assert judge.judge_records(1, task, skills=skills).consensus["emotion"] == ["happy"]
+    # two people naming both feelings keep both
+    both = _emotions(("happy", "tired"), ("joyful", "tired"), ("angry",))
+    assert judge.judge_records(1, both, skills=skills).consensus["emotion"] == ["happy", "tired"]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (2, 1, 0), (1, 2, 0)])
+def test_two_people_agreeing_on_the_feeling_but_not_the_word_give_its_word(judge, order):
+    """elated and satisfied are both joy but too far apart to back each other as words; a third person names
+    another feeling. Two of three agree on joy: the consensus is joy's most supported word (a tie: taxonomy
+    order, whatever the order of the annotations)."""
+    tax = judge.taxonomy
+    assert tax["elated"].family == tax["satisfied"].family != tax["bored"].family
+    sim = judge.similarity
+    concept = {w: sim.concept_of[sim.index[w]] for w in ("elated", "satisfied")}
+    assert sim.concept_backing[concept["elated"], concept["satisfied"]] == 0
+    descriptions = [("elated",), ("satisfied",), ("bored",)]
+    verdict = judge.judge_records(1, _emotions(*(descriptions[i] for i in order)))
+    assert verdict.consensus["emotion"] == ["elated"] and verdict.status == "accepted"
+    # one person naming joy twice is no agreement
+    assert judge.judge_records(1, _emotions(("elated", "satisfied"), ("bored",), ("angry",))).consensus["emotion"] == []

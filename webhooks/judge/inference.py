@@ -78,6 +78,9 @@ MIN_WEIGHT = 0.5
 """A word vote needs at least this much honest weight in all (one annotation more likely honest than not)."""
 REDUNDANT = 0.75
 """A consensus concept this alike to one already kept is left out (it says the same)."""
+NAMING_WEIGHT = 0.1
+"""An annotation names a family (one broad feeling) in the word vote when its weight there is at least this,
+that is when its words are not dismissed as random or as a hard finding."""
 TIE = 1e-9
 
 
@@ -245,7 +248,11 @@ def _coherence_bins(words: np.ndarray, similarity: WordSimilarity) -> np.ndarray
 
 def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimilarity) -> list[list[int]]:
     """Per task of a (T, n, width) block, the consensus word ids: concepts with weighted support over half
-    the weight, most supported first (ties: taxonomy order of their word), each named by its most used word."""
+    the weight, most supported first (ties: taxonomy order of their word), each named by its most used word.
+    Families (broad feelings) settle what words alone cannot: a concept whose family only one annotation names
+    is left out when another kept concept's family is named by two or more; and when no concept has a
+    majority but a family does (named by two or more, over half the weight), its most supported concept is
+    the consensus."""
     t, n, width = words.shape
     pad_concept = len(similarity.concepts)
     concepts = similarity.concept_of[words]                              # (T, n, w)
@@ -261,6 +268,16 @@ def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimi
     for s in range(1, n * width):
         first[:, s] = ~(flat[:, :s] == flat[:, s:s + 1]).any(axis=1)
     chosen = (flat != pad_concept) & first & (support > total[:, None] / 2) & (total[:, None] >= MIN_WEIGHT)
+    # the family level: which annotations name each slot's family (one broad feeling), and their weight
+    family = similarity.concept_family[concepts]                                      # (T, n, w)
+    names = ((family[:, :, :, None] == similarity.concept_family[flat][:, None, None, :]).any(axis=2)
+             & (weights[:, :, None] >= NAMING_WEIGHT))                                # (T, n, slots)
+    named_by_two = (names.sum(axis=1) >= 2) & (flat != pad_concept)
+    # a feeling named by one annotation alone (who outweighs another alone) leaves the consensus when
+    # another feeling in it is named by two or more
+    chosen &= named_by_two | ~(chosen & named_by_two).any(axis=1, keepdims=True)
+    family_support = (weights[:, :, None] * names).sum(axis=1)
+    agreed = named_by_two & first & (family_support > total[:, None] / 2) & (total[:, None] >= MIN_WEIGHT)
     # the canonical word of each slot's concept: the most used of its words in the task, then taxonomy order
     same_word = flat_words[:, :, None] == flat_words[:, None, :]
     usage = same_word.sum(axis=2)                                         # per slot word: annotations using it
@@ -268,6 +285,12 @@ def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimi
     key = np.where(of_concept & (flat_words[:, None, :] != similarity.pad),
                    usage[:, None, :] * 100_000 - flat_words[:, None, :], -1)
     canonical = np.take_along_axis(flat_words, key.argmax(axis=2), axis=1)     # (T, slots)
+    # no word has a majority but a feeling does (named by two or more who hold over half the weight): the
+    # consensus is that feeling's most supported concept (ties: taxonomy order of its word, never annotation order)
+    empty = np.nonzero(~chosen.any(axis=1) & agreed.any(axis=1))[0]
+    if len(empty):
+        best = np.where(agreed[empty], -np.round(support[empty], 9) * 1e6 + canonical[empty], np.inf).argmin(axis=1)
+        chosen[empty, best] = True
     # most supported first (then taxonomy order of the canonical word), leaving out what repeats a kept concept
     most = int(chosen.sum(axis=1).max(initial=0))
     out: list[list[int]] = [[] for _ in range(t)]

@@ -102,6 +102,7 @@ class WordSimilarity:
         self.concept_of = np.append(concept, len(self.concepts))
         self._concept_matrix: np.ndarray | None = None
         self._concept_backing: np.ndarray | None = None
+        self._concept_family: np.ndarray | None = None
 
     def __call__(self, a: str, b: str) -> float:
         return round(float(self.matrix[self.index[a], self.index[b]]), 4)
@@ -130,11 +131,20 @@ class WordSimilarity:
         at least BACKING_SAME_FAMILY within a family (one broad feeling) or NEAR across families, else 0."""
         if self._concept_backing is None:
             cs = self.concept_matrix
-            n = len(self.concepts)
-            family = np.array([self.taxonomy[self.concepts.words(c)[0]].family for c in range(n)] + [""])
-            same = (family[:, None] == family[None, :]) & (family[:, None] != "")
+            family = self.concept_family
+            same = (family[:, None] == family[None, :]) & (family[:, None] >= 0)
             self._concept_backing = np.where((same & (cs >= BACKING_SAME_FAMILY)) | (cs >= NEAR), cs, 0.0)
         return self._concept_backing
+
+    @property
+    def concept_family(self) -> np.ndarray:
+        """Per concept (padded), the index of its family in the taxonomy's family order; -1 for the pad."""
+        if self._concept_family is None:
+            families = list(dict.fromkeys(self.taxonomy[w].family for w in self.words))
+            n = len(self.concepts)
+            self._concept_family = np.array(
+                [families.index(self.taxonomy[self.concepts.words(c)[0]].family) for c in range(n)] + [-1])
+        return self._concept_family
 
     @property
     def concept_matrix(self) -> np.ndarray:
