@@ -276,8 +276,6 @@ def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimi
     # a feeling named by one annotation alone (who outweighs another alone) leaves the consensus when
     # another feeling in it is named by two or more
     chosen &= named_by_two | ~(chosen & named_by_two).any(axis=1, keepdims=True)
-    family_support = (weights[:, :, None] * names).sum(axis=1)
-    agreed = named_by_two & first & (family_support > total[:, None] / 2) & (total[:, None] >= MIN_WEIGHT)
     # the canonical word of each slot's concept: the most used of its words in the task, then taxonomy order
     same_word = flat_words[:, :, None] == flat_words[:, None, :]
     usage = same_word.sum(axis=2)                                         # per slot word: annotations using it
@@ -287,6 +285,8 @@ def _word_consensus(words: np.ndarray, weights: np.ndarray, similarity: WordSimi
     canonical = np.take_along_axis(flat_words, key.argmax(axis=2), axis=1)     # (T, slots)
     # no word has a majority but a feeling does (named by two or more who hold over half the weight): the
     # consensus is that feeling's most supported concept (ties: taxonomy order of its word, never annotation order)
+    family_support = (weights[:, :, None] * names).sum(axis=1)
+    agreed = named_by_two & first & (family_support > total[:, None] / 2) & (total[:, None] >= MIN_WEIGHT)
     empty = np.nonzero(~chosen.any(axis=1) & agreed.any(axis=1))[0]
     if len(empty):
         best = np.where(agreed[empty], -np.round(support[empty], 9) * 1e6 + canonical[empty], np.inf).argmin(axis=1)
